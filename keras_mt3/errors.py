@@ -1,0 +1,21 @@
+"""Errors meant for users: each message says what went wrong and what to do about it."""
+
+
+class KerasMT3Error(ValueError):
+    """Base class of every error keras-mt3 raises on purpose."""
+
+
+class AudioLoadError(KerasMT3Error):
+    """The audio could not be read or is unusable (missing, corrupt, empty, wrong shape)."""
+
+
+class CheckpointError(KerasMT3Error):
+    """A checkpoint directory is missing, incomplete, corrupt or does not match the model."""
+
+
+class PresetError(KerasMT3Error):
+    """A preset name is unknown, or its files cannot be found or downloaded."""
+
+
+class MidiLoadError(KerasMT3Error):
+    """A MIDI file is missing or malformed."""

@@ -1,0 +1,37 @@
+"""Small helpers shared across the package: atomic file output and progress bars."""
+
+import contextlib
+import os
+import pathlib
+import sys
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Open a temporary file beside `path`; it replaces `path` only if the block succeeds.
+
+    An existing file at `path` is therefore never left half-written: on error it is untouched.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def progress_bar(total=None, desc=None, unit="it", enabled=None, **kwargs):
+    """A tqdm bar on stderr; silent when `enabled` is False (default: only on a terminal)."""
+    from tqdm.auto import tqdm
+
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr, **kwargs)
