@@ -1,0 +1,138 @@
+"""Transcription speed and memory per Keras backend, next to the original MT3's figures.
+
+    python benchmarks/transcribe_speed.py [--backends jax tensorflow torch] [--long-minutes 10]
+
+Each backend runs in its own process (a process has one Keras backend). For each reference clip it
+reports compute seconds per audio second with compilation excluded (the first call, which
+compiles the decode program, is timed separately), and the process's peak resident memory. With
+`--long-minutes N` it also transcribes an N-minute file (the clips repeated) from disk, which
+shows the memory bound for long audio. The original's numbers come from the `timings` recorded
+in the reference json (t5x on a 2-core CPU).
+
+Test data is read from $KERAS_MT3_TEST_DATA (default ../shared beside the repository).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TEST_DATA = pathlib.Path(os.environ.get("KERAS_MT3_TEST_DATA", REPO.parent / "shared"))
+REFERENCE = TEST_DATA / "reference" / "mt3"
+CHECKPOINT = pathlib.Path(
+    os.environ.get("KERAS_MT3_CHECKPOINT_DIR", TEST_DATA / "checkpoints" / "mt3")
+)
+CLIPS = ("piano_chorale", "multi_band")
+
+
+def measure(backend, long_minutes, repeats):
+    """Runs inside the per-backend child process; prints one JSON line."""
+    import resource
+    import time
+
+    import numpy as np
+    import soundfile
+
+    from keras_mt3 import MT3Transcriber
+    from keras_mt3.preprocessing.audio_io import load_audio
+
+    started = time.perf_counter()
+    model = MT3Transcriber.from_preset("mt3", checkpoint_dir=CHECKPOINT)
+    result = {"backend": backend, "load_s": time.perf_counter() - started, "clips": {}}
+
+    clips = {name: load_audio(REFERENCE / f"{name}.wav") for name in CLIPS}
+    # The first call compiles the decode program (fixed batch shape, so only once).
+    started = time.perf_counter()
+    model.transcribe(clips[CLIPS[0]][: 16000 * 2], sample_rate=16000, progress=False)
+    first_call = time.perf_counter() - started
+    started = time.perf_counter()
+    model.transcribe(clips[CLIPS[0]][: 16000 * 2], sample_rate=16000, progress=False)
+    result["compile_s"] = first_call - (time.perf_counter() - started)
+
+    for name, audio in clips.items():
+        seconds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            notes = model.transcribe(audio, sample_rate=16000, progress=False)
+            seconds.append(time.perf_counter() - started)
+        result["clips"][name] = {
+            "audio_s": len(audio) / 16000,
+            "compute_s": min(seconds),
+            "notes": len(notes.notes),
+        }
+    result["peak_rss_mb_clips"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    if long_minutes:
+        joined = np.concatenate(list(clips.values()))
+        repeats_needed = int(np.ceil(long_minutes * 60 * 16000 / len(joined)))
+        long_audio = np.tile(joined, repeats_needed)[: int(long_minutes * 60 * 16000)]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = pathlib.Path(tmp) / "long.flac"
+            soundfile.write(path, long_audio, 16000)
+            del long_audio, joined
+            started = time.perf_counter()
+            notes = model.transcribe(path, progress=False)
+            result["long"] = {
+                "audio_s": long_minutes * 60,
+                "compute_s": time.perf_counter() - started,
+                "notes": len(notes.notes),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+    print("RESULT " + json.dumps(result))
+
+
+def original_figures():
+    figures = {}
+    for name in CLIPS:
+        timings = json.loads((REFERENCE / f"{name}.json").read_text())["timings"]
+        figures[name] = timings["wall_s_excluding_compile"] / timings["audio_seconds"]
+    return figures
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", nargs="+", default=["jax", "tensorflow", "torch"])
+    parser.add_argument("--long-minutes", type=float, default=0.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measure(args.child, args.long_minutes, args.repeats)
+        return
+
+    original = original_figures()
+    rows = []
+    for backend in args.backends:
+        command = [sys.executable, __file__, "--child", backend, "--repeats", str(args.repeats),
+                   "--long-minutes", str(args.long_minutes)]
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        completed = subprocess.run(command, env=env, capture_output=True, text=True)
+        lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+        if completed.returncode != 0 or not lines:
+            print(f"{backend}: failed\n{completed.stderr[-3000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(lines[-1][len("RESULT "):]))
+
+    header = f"{'backend':<11}{'clip':<15}{'audio s':>8}{'compute s':>10}{'s/audio s':>10}" \
+             f"{'original':>10}{'speed-up':>9}{'compile s':>10}{'peak MB':>9}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        for name, clip in row["clips"].items():
+            per_second = clip["compute_s"] / clip["audio_s"]
+            print(f"{row['backend']:<11}{name:<15}{clip['audio_s']:>8.1f}{clip['compute_s']:>10.2f}"
+                  f"{per_second:>10.3f}{original[name]:>10.3f}{original[name] / per_second:>8.1f}x"
+                  f"{row['compile_s']:>10.1f}{row['peak_rss_mb_clips']:>9.0f}")
+        if "long" in row:
+            long = row["long"]
+            print(f"{row['backend']:<11}{'long file':<15}{long['audio_s']:>8.0f}"
+                  f"{long['compute_s']:>10.1f}{long['compute_s'] / long['audio_s']:>10.3f}"
+                  f"{'':>10}{'':>9}{'':>10}{long['peak_rss_mb']:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()

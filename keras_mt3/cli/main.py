@@ -1,0 +1,56 @@
+"""`keras-mt3` command line: one subcommand per module in this package."""
+
+import argparse
+import importlib
+import os
+import sys
+
+SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-mt3", description="MT3 music transcription (audio to MIDI) with Keras 3."
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("jax", "tensorflow", "torch"),
+        help="Keras backend (default: $KERAS_BACKEND, else Keras' own default).",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = _subcommand_module(name)
+        if module is not None:
+            module.add_parser(subparsers)
+    return parser
+
+
+def _subcommand_module(name):
+    try:
+        return importlib.import_module(f"keras_mt3.cli.{name}_command")
+    except ModuleNotFoundError as error:
+        if error.name == f"keras_mt3.cli.{name}_command":
+            return None
+        raise
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.backend:  # must happen before anything imports keras
+        os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_mt3.errors import KerasMT3Error
+
+    try:
+        return args.run(args) or 0
+    except KerasMT3Error as error:
+        print(f"keras-mt3 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

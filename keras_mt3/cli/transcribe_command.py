@@ -1,0 +1,65 @@
+"""`keras-mt3 transcribe IN... -o OUT`: audio files or folders to MIDI files."""
+
+import pathlib
+import sys
+import time
+
+from keras_mt3.cli import common
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio files or folders to MIDI",
+        description="Transcribe audio (wav, flac, ogg, mp3; any rate; stereo is mixed down) to MIDI.",
+    )
+    parser.add_argument("inputs", nargs="+", help="audio files and/or folders (searched recursively)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output .mid file (one input) or folder (written as <input name>.mid)",
+    )
+    common.add_model_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(run=run)
+
+
+def output_paths(inputs, output):
+    output = pathlib.Path(output)
+    if len(inputs) == 1 and output.suffix.lower() in (".mid", ".midi"):
+        return [output]
+    return [output / (path.stem + ".mid") for path in inputs]
+
+
+def describe(note_sequence):
+    programs = sorted({(n.is_drum, n.program) for n in note_sequence.notes})
+    names = ["drums" if drum else f"program {program}" for drum, program in programs]
+    return f"{len(note_sequence.notes)} notes, {len(names)} instruments ({', '.join(names) or 'none'})"
+
+
+def run(args):
+    from keras_mt3.errors import KerasMT3Error
+
+    inputs = common.expand_inputs(args.inputs)
+    if not inputs:
+        raise KerasMT3Error(f"no audio files found in {' '.join(args.inputs)}")
+    outputs = output_paths(inputs, args.output)
+    model = common.load_transcriber(args)
+    failures = 0
+    for source, target in zip(inputs, outputs):
+        started = time.perf_counter()
+        try:
+            note_sequence = model.transcribe_to_midi(
+                source, target, progress=None if not args.no_progress else False
+            )
+        except KerasMT3Error as error:
+            failures += 1
+            print(f"{source}: error: {error}", file=sys.stderr)
+            continue
+        seconds = time.perf_counter() - started
+        print(f"{source}: {describe(note_sequence)} -> {target} ({seconds:.1f} s)")
+    if failures:
+        print(f"{failures} of {len(inputs)} files failed", file=sys.stderr)
+        return 1
+    return 0

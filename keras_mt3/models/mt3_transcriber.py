@@ -1,0 +1,189 @@
+"""MT3Transcriber: the task model. Audio in, NoteSequence out; trains with `fit`."""
+
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from keras_mt3.codec import vocabulary as vocabulary_lib
+from keras_mt3.codec.detokenize import tokens_to_note_sequence
+from keras_mt3.layers.log_mel_spectrogram import LogMelSpectrogram
+from keras_mt3.models.greedy_decoding import make_greedy_decode_fn
+from keras_mt3.models.mt3_backbone import MT3Backbone
+from keras_mt3.preprocessing import audio_io
+from keras_mt3.preprocessing import segments as segments_lib
+
+SAMPLES_PER_FRAME = 128
+
+
+@keras.saving.register_keras_serializable(package="keras_mt3")
+class MT3Transcriber(keras.Model):
+    """MT3 music transcription: log-mel frontend + T5 encoder-decoder + MT3 codec.
+
+    Calling the model maps `{"encoder_inputs", "decoder_token_ids"}` to logits (teacher
+    forcing, for `fit`). `generate` runs cached greedy decoding on log-mel inputs and
+    `transcribe` goes all the way from audio (array, path or file object) to a NoteSequence.
+
+    Args:
+        backbone: an `MT3Backbone`.
+        vocabulary: a vocabulary name (`"mt3"`, `"ismir2021"`) or `VocabularyConfig`.
+        batch_size: segments decoded together. Batches are padded to this size so the compiled
+            decode function is built once and reused for every file.
+        max_decode_length: most tokens per segment (the original uses 1024).
+    """
+
+    def __init__(self, backbone, vocabulary="mt3", batch_size=8, max_decode_length=1024, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.vocabulary = vocabulary_lib.get_vocabulary(vocabulary)
+        self.batch_size = int(batch_size)
+        self.max_decode_length = int(max_decode_length)
+        self.frames_per_segment = self.vocabulary.input_frames
+        self.frontend = LogMelSpectrogram(name="log_mel_spectrogram")
+        self._decode_fn = None
+
+    # ---- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, preset="mt3", *, checkpoint_dir=None, download=True, progress=None, **kwargs):
+        """Builds the transcriber with official weights.
+
+        `preset` is a preset name (`"mt3"`) or a directory holding either a T5X checkpoint or a
+        converted Keras preset (`config.json` + `model.weights.h5`). `checkpoint_dir` overrides
+        where the preset's T5X checkpoint is read from.
+        """
+        from keras_mt3 import presets
+        from keras_mt3.checkpoints import convert_t5x
+
+        source = pathlib.Path(str(checkpoint_dir or preset)).expanduser()
+        if source.is_dir() and (source / "config.json").is_file():
+            backbone, vocabulary = convert_t5x.load_backbone_from_preset_dir(source)
+            return cls(backbone, vocabulary=vocabulary, **kwargs)
+        preset_name = preset if preset in presets.PRESETS else "mt3"
+        directory = presets.resolve_checkpoint_dir(
+            checkpoint_dir or preset, download=download, progress=progress
+        )
+        spec = presets.PRESETS[preset_name]
+        backbone = MT3Backbone(**spec.get("backbone", {}))
+        convert_t5x.load_t5x_weights(backbone, _read_checkpoint(directory, progress))
+        return cls(backbone, vocabulary=spec["vocabulary"], **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.saving.serialize_keras_object(self.backbone),
+                "vocabulary": self.vocabulary.name,
+                "batch_size": self.batch_size,
+                "max_decode_length": self.max_decode_length,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+    # ---- training -------------------------------------------------------------------------
+
+    def call(self, inputs, training=False):
+        return self.backbone(inputs, training=training)
+
+    # ---- inference ------------------------------------------------------------------------
+
+    def generate(self, encoder_inputs):
+        """Greedy-decodes log-mel inputs `[n, frames, 512]` to model token ids `[n, length]`.
+
+        Rows end with EOS followed by PAD (0); a row that never emits EOS fills the length.
+        """
+        encoder_inputs = np.asarray(encoder_inputs, dtype="float32")
+        outputs = [
+            self._generate_batch(encoder_inputs[start : start + self.batch_size])
+            for start in range(0, len(encoder_inputs), self.batch_size)
+        ]
+        return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, 0), "int32")
+
+    def _generate_batch(self, encoder_inputs):
+        count = len(encoder_inputs)
+        if count < self.batch_size:  # fixed shapes: one compiled program serves every batch
+            padding = np.zeros((self.batch_size - count,) + encoder_inputs.shape[1:], "float32")
+            encoder_inputs = np.concatenate([encoder_inputs, padding], axis=0)
+        if self._decode_fn is None:
+            self._decode_fn = make_greedy_decode_fn(self.backbone, self.max_decode_length)
+        tokens = keras.ops.convert_to_numpy(self._decode_fn(encoder_inputs))
+        return tokens[:count]
+
+    def compute_log_mel(self, segment_samples, num_frames):
+        return keras.ops.convert_to_numpy(self.frontend(segment_samples, num_frames))
+
+    def transcribe(self, audio, *, sample_rate=None, progress=None, return_details=False):
+        """Transcribes audio to a NoteSequence.
+
+        Args:
+            audio: a path, bytes, binary file object, or a 1-D/2-D float array (then
+                `sample_rate` is required). Any common format and rate; stereo is mixed down.
+                Paths are streamed, so long files use bounded memory.
+            progress: show a progress bar (default: when stderr is a terminal).
+            return_details: also return a dict with counts and timings.
+        """
+        from keras_mt3.utils import progress_bar
+
+        started = time.perf_counter()
+        if isinstance(audio, np.ndarray) or isinstance(audio, (list, tuple)):
+            if sample_rate is None:
+                raise audio_io.AudioLoadError(
+                    "transcribe() got raw samples without `sample_rate`; pass the rate they were "
+                    "recorded at (e.g. sample_rate=44100)."
+                )
+            samples = audio_io.load_audio(np.asarray(audio), source_sample_rate=sample_rate)
+            batches = segments_lib.batched_segments(
+                [samples], self.frames_per_segment, self.batch_size
+            )
+            total_seconds = len(samples) / audio_io.SAMPLE_RATE
+        else:
+            total_seconds = audio_io.audio_duration(audio) if _is_path(audio) else None
+            batches = segments_lib.batched_segments(
+                audio_io.stream_audio(audio), self.frames_per_segment, self.batch_size
+            )
+        segment_seconds = self.frames_per_segment * SAMPLES_PER_FRAME / audio_io.SAMPLE_RATE
+        total_segments = None if total_seconds is None else int(np.ceil(total_seconds / segment_seconds))
+        segment_tokens, start_times = [], []
+        with progress_bar(total=total_segments, desc="transcribing", unit="seg", enabled=progress) as bar:
+            for batch in batches:
+                log_mel = self.compute_log_mel(batch.samples, batch.num_frames)
+                tokens = self._generate_batch(log_mel)
+                segment_tokens.extend(tokens)
+                start_times.extend(segments_lib.decode_start_times(batch.start_times))
+                bar.update(len(tokens))
+        result = tokens_to_note_sequence(segment_tokens, start_times, self.vocabulary)
+        if not return_details:
+            return result.note_sequence
+        details = {
+            "num_segments": len(segment_tokens),
+            "num_notes": len(result.note_sequence.notes),
+            "num_invalid_events": result.num_invalid_events,
+            "num_dropped_events": result.num_dropped_events,
+            "seconds": time.perf_counter() - started,
+        }
+        return result.note_sequence, details
+
+    def transcribe_to_midi(self, audio, midi_path, **kwargs):
+        """Transcribes `audio` and writes a MIDI file atomically; returns the NoteSequence."""
+        from keras_mt3.midi_io import save_midi
+
+        note_sequence = self.transcribe(audio, **kwargs)
+        save_midi(note_sequence, midi_path)
+        return note_sequence
+
+
+def _is_path(source):
+    return isinstance(source, (str, pathlib.Path))
+
+
+def _read_checkpoint(directory, progress):
+    from keras_mt3.checkpoints.t5x_checkpoint import read_t5x_checkpoint
+
+    return read_t5x_checkpoint(directory, progress=progress)

@@ -1,0 +1,125 @@
+"""End to end: audio -> MT3Transcriber.transcribe -> notes, against the original MT3's notes."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import soundfile
+from note_seq.protobuf import music_pb2
+
+from keras_mt3.codec.vocabulary import MT3_VOCABULARY
+from keras_mt3.errors import AudioLoadError
+from keras_mt3.metrics import transcription_metrics
+from keras_mt3.models.mt3_backbone import MT3Backbone
+from keras_mt3.models.mt3_transcriber import MT3Transcriber
+from keras_mt3.preprocessing.audio_io import load_audio
+
+CLIPS = ("piano_chorale", "multi_band")
+
+
+def reference_note_sequence(path):
+    sequence = music_pb2.NoteSequence()
+    for note in json.loads(path.read_text())["notes"]:
+        sequence.notes.add(
+            pitch=note["pitch"],
+            start_time=note["start"],
+            end_time=note["end"],
+            velocity=note["velocity"],
+            program=note["program"],
+            is_drum=note["is_drum"],
+        )
+    return sequence
+
+
+@pytest.fixture(scope="module")
+def mt3(checkpoint_dir):
+    return MT3Transcriber.from_preset("mt3", checkpoint_dir=checkpoint_dir, batch_size=8)
+
+
+@pytest.mark.checkpoint
+@pytest.mark.parametrize("clip", CLIPS)
+def test_transcribe_matches_original_mt3(mt3, reference_dir, clip):
+    estimate, details = mt3.transcribe(
+        reference_dir / f"{clip}.wav", progress=False, return_details=True
+    )
+    original = reference_note_sequence(reference_dir / f"{clip}.json")
+    scores = transcription_metrics(estimate, original)
+    # Multi-instrument F1 (onset + offset per program, drums onset-only), reference §5.1.
+    assert scores["program_full_f1"] >= 0.99, scores
+    assert details["num_segments"] == len(
+        json.loads((reference_dir / f"{clip}.json").read_text())["segments"]
+    )
+
+
+@pytest.mark.checkpoint
+def test_array_input_equals_path_input_and_stereo_44k_is_handled(mt3, reference_dir, tmp_path):
+    mono = load_audio(reference_dir / "piano_chorale.wav")[: 16000 * 3]
+    from_array = mt3.transcribe(mono, sample_rate=16000, progress=False)
+    assert len(from_array.notes) > 0
+    # The same audio as a stereo 44.1 kHz file: resampled + mixed down, nearly the same notes.
+    import soxr
+
+    stereo = np.stack([soxr.resample(mono, 16000, 44100)] * 2, axis=1)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, stereo, 44100, subtype="FLOAT")
+    from_file = mt3.transcribe(path, progress=False)
+    scores = transcription_metrics(from_file, from_array)
+    assert scores["program_full_f1"] >= 0.9, scores
+
+
+@pytest.fixture(scope="module")
+def tiny_transcriber():
+    keras.utils.set_random_seed(0)
+    backbone = MT3Backbone(
+        vocabulary_size=MT3_VOCABULARY.num_embeddings,
+        hidden_dim=16,
+        num_heads=2,
+        head_dim=8,
+        intermediate_dim=32,
+        num_encoder_layers=1,
+        num_decoder_layers=1,
+        max_decoder_length=16,
+    )
+    return MT3Transcriber(backbone, vocabulary="mt3", batch_size=2, max_decode_length=16)
+
+
+def test_silent_and_short_audio_give_valid_results(tiny_transcriber):
+    silence = tiny_transcriber.transcribe(np.zeros(16000, "float32"), sample_rate=16000)
+    assert isinstance(silence, music_pb2.NoteSequence)
+    one_sample = tiny_transcriber.transcribe(np.zeros(1, "float32"), sample_rate=16000)
+    assert isinstance(one_sample, music_pb2.NoteSequence)
+
+
+def test_generate_pads_batches_and_keeps_row_count(tiny_transcriber):
+    log_mel = np.random.default_rng(0).normal(size=(3, 256, 512)).astype("float32")
+    tokens = tiny_transcriber.generate(log_mel)
+    assert tokens.shape == (3, 16)
+    assert tokens.dtype == np.int32
+    # Deterministic and independent of batch position.
+    np.testing.assert_array_equal(tiny_transcriber.generate(log_mel[2:]), tokens[2:])
+
+
+def test_bad_inputs_raise_clear_errors(tiny_transcriber, tmp_path):
+    with pytest.raises(AudioLoadError, match="sample_rate"):
+        tiny_transcriber.transcribe(np.zeros(100, "float32"))
+    with pytest.raises(AudioLoadError, match="not found|does not exist|No such"):
+        tiny_transcriber.transcribe(tmp_path / "missing.wav")
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00garbage" * 10)
+    with pytest.raises(AudioLoadError):
+        tiny_transcriber.transcribe(corrupt)
+    empty = tmp_path / "empty.wav"
+    soundfile.write(empty, np.zeros(0, "float32"), 16000)
+    with pytest.raises(AudioLoadError):
+        tiny_transcriber.transcribe(empty)
+
+
+def test_transcribe_to_midi_never_leaves_a_half_written_file(tiny_transcriber, tmp_path):
+    target = tmp_path / "out.mid"
+    target.write_bytes(b"previous contents")
+    with pytest.raises(AudioLoadError):
+        tiny_transcriber.transcribe_to_midi(tmp_path / "missing.wav", target)
+    assert target.read_bytes() == b"previous contents"
+    tiny_transcriber.transcribe_to_midi(np.zeros(16000, "float32"), target, sample_rate=16000)
+    assert target.read_bytes().startswith(b"MThd")
