@@ -17,6 +17,8 @@ def atomic_write(path, mode="wb"):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file private (0600); give it the permissions open() would.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -26,6 +28,12 @@ def atomic_write(path, mode="wb"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def progress_bar(total=None, desc=None, unit="it", enabled=None, **kwargs):
