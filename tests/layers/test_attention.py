@@ -1,0 +1,99 @@
+import keras
+import numpy as np
+import pytest
+from t5_numpy_reference import attention as reference_attention
+from t5_numpy_reference import value
+
+from keras_mt3.layers.attention import T5Attention
+
+HIDDEN, HEADS, HEAD_DIM = 12, 3, 4
+
+
+def _layer(seed=0):
+    layer = T5Attention(HEADS, HEAD_DIM, dropout=0.5)
+    layer.build((None, None, HIDDEN))
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.5)
+    return layer
+
+
+def _kernels(layer):
+    return [value(w) for w in (layer.query_kernel, layer.key_kernel, layer.value_kernel, layer.output_kernel)]
+
+
+def _inputs(*shape, seed=1):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def test_kernel_shapes_keep_heads_separate():
+    layer = _layer()
+    assert tuple(layer.query_kernel.shape) == (HIDDEN, HEADS, HEAD_DIM)
+    assert tuple(layer.output_kernel.shape) == (HEADS, HEAD_DIM, HIDDEN)
+    assert len(layer.weights) == 4  # no biases
+
+
+def test_matches_unscaled_reference_with_and_without_mask():
+    layer = _layer()
+    queries, memory = _inputs(2, 5, HIDDEN), _inputs(2, 7, HIDDEN, seed=2)
+    mask = np.random.default_rng(3).random((2, 5, 7)) > 0.3
+    mask[:, :, 0] = True
+    for kwargs, ref_mask in (({}, None), ({"attention_mask": mask}, mask)):
+        got = keras.ops.convert_to_numpy(layer(queries, memory, **kwargs))
+        expected = reference_attention(queries, memory, *_kernels(layer), mask=ref_mask)
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_scaling_by_sqrt_head_dim_would_differ():
+    # Guards against a silent 1/sqrt(head_dim): the reference without it is what we match.
+    layer = _layer()
+    x = _inputs(1, 4, HIDDEN)
+    wq, wk, wv, wo = _kernels(layer)
+    scaled = reference_attention(x, x, wq / np.sqrt(HEAD_DIM), wk, wv, wo)
+    got = keras.ops.convert_to_numpy(layer(x))
+    assert np.abs(got - scaled).max() > 1e-2
+
+
+def test_fully_masked_row_attends_uniformly():
+    layer = _layer()
+    x = _inputs(1, 3, HIDDEN)
+    mask = np.ones((1, 3, 3), bool)
+    mask[0, 1] = False
+    got = keras.ops.convert_to_numpy(layer(x, attention_mask=mask))
+    _, _, wv, wo = _kernels(layer)
+    uniform = np.einsum("bknh,nhd->bd", np.einsum("bkd,dnh->bknh", x, wv), wo) / 3
+    np.testing.assert_allclose(got[0, 1], uniform[0], atol=1e-4)
+
+
+def test_cached_steps_equal_causal_attention():
+    layer = _layer()
+    length, capacity = 5, 8
+    x = _inputs(2, length, HIDDEN)
+    causal = np.tril(np.ones((length, length), bool))[None]
+    full = keras.ops.convert_to_numpy(layer(x, attention_mask=causal))
+    key_cache = keras.ops.zeros((2, HEADS, capacity, HEAD_DIM))
+    value_cache = keras.ops.zeros((2, HEADS, capacity, HEAD_DIM))
+    for index in range(length):
+        step, key_cache, value_cache = layer.attend_with_cache(
+            x[:, index : index + 1], key_cache, value_cache, index
+        )
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(step)[:, 0], full[:, index], atol=1e-5)
+    # Positions past the last step stay empty.
+    assert np.all(keras.ops.convert_to_numpy(key_cache)[:, :, length:] == 0)
+
+
+def test_dropout_only_in_training_and_shared_across_queries():
+    layer = _layer()
+    x = np.repeat(_inputs(1, 1, HIDDEN), 4, axis=1)  # identical queries and keys
+    inference = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), inference)
+    trained = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert not np.allclose(trained, inference)
+    # One mask per (batch, head, key), broadcast over queries: identical queries stay identical.
+    np.testing.assert_allclose(trained, np.broadcast_to(trained[:, :1], trained.shape), atol=1e-6)
+
+
+@pytest.mark.parametrize("layer_config", [{"num_heads": 2, "head_dim": 3, "dropout": 0.1}])
+def test_config_round_trip(layer_config):
+    layer = T5Attention(**layer_config)
+    assert T5Attention.from_config(layer.get_config()).get_config() == layer.get_config()

@@ -1,0 +1,63 @@
+import keras
+import numpy as np
+from t5_numpy_reference import attention
+from t5_numpy_reference import gated_gelu_mlp
+from t5_numpy_reference import rms_norm
+from t5_numpy_reference import value
+
+from keras_mt3.layers.decoder_layer import MT3DecoderLayer
+
+HEADS, HEAD_DIM, HIDDEN = 2, 4, 8
+
+
+def _layer():
+    layer = MT3DecoderLayer(num_heads=HEADS, head_dim=HEAD_DIM, intermediate_dim=16, dropout=0.1)
+    layer.build((None, None, HIDDEN))
+    rng = np.random.default_rng(0)
+    for weight in layer.weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.5 + (len(weight.shape) == 1))
+    return layer
+
+
+def _kernels(attn):
+    return [value(k) for k in (attn.query_kernel, attn.key_kernel, attn.value_kernel, attn.output_kernel)]
+
+
+def _reference(layer, x, encoded, self_mask):
+    norm = lambda norm_layer, h: rms_norm(h, value(norm_layer.scale))  # noqa: E731
+    h = norm(layer.pre_self_attention_layer_norm, x)
+    x = x + attention(h, h, *_kernels(layer.self_attention), mask=self_mask)
+    h = norm(layer.pre_cross_attention_layer_norm, x)
+    x = x + attention(h, encoded, *_kernels(layer.cross_attention))
+    mlp = layer.mlp
+    kernels = [value(k) for k in (mlp.gate_kernel, mlp.linear_kernel, mlp.output_kernel)]
+    return x + gated_gelu_mlp(norm(layer.pre_mlp_layer_norm, x), *kernels)
+
+
+def _inputs():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 5, HIDDEN)).astype("float32") * 2
+    encoded = rng.normal(size=(2, 7, HIDDEN)).astype("float32")
+    return x, encoded
+
+
+def test_teacher_forcing_matches_reference():
+    layer = _layer()
+    x, encoded = _inputs()
+    causal = np.tril(np.ones((5, 5), bool))[None]
+    got = keras.ops.convert_to_numpy(layer(x, encoded, causal))
+    np.testing.assert_allclose(got, _reference(layer, x, encoded, causal), atol=2e-4, rtol=1e-4)
+
+
+def test_cached_positions_match_teacher_forcing():
+    layer = _layer()
+    x, encoded = _inputs()
+    causal = np.tril(np.ones((5, 5), bool))[None]
+    full = keras.ops.convert_to_numpy(layer(x, encoded, causal))
+    cross_key, cross_value = layer.cross_attention.project_key_value(encoded)
+    key_cache = value_cache = keras.ops.zeros((2, HEADS, 6, HEAD_DIM))
+    for index in range(5):
+        step, key_cache, value_cache = layer.call_cached(
+            x[:, index : index + 1], cross_key, cross_value, key_cache, value_cache, index
+        )
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(step)[:, 0], full[:, index], atol=1e-5)
