@@ -1,0 +1,59 @@
+"""`keras-mt3 plot IN -o OUT.png`: a piano-roll picture of a MIDI file (or of an audio file,
+transcribed first), optionally scored against a reference MIDI file."""
+
+import pathlib
+
+from keras_mt3.cli import common
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "plot",
+        help="draw a piano roll of a MIDI or audio file as a PNG",
+        description="Draw a piano roll (PNG). An audio input is transcribed first. With "
+        "--reference, notes are coloured matched (green), missed (red) or extra (blue).",
+    )
+    parser.add_argument("input", help="a MIDI file, or an audio file to transcribe")
+    parser.add_argument("-o", "--output", required=True, help="the PNG file to write")
+    parser.add_argument("--reference", help="ground-truth MIDI file to compare against")
+    parser.add_argument("--start", type=float, help="start of the time window, in seconds")
+    parser.add_argument("--end", type=float, help="end of the time window, in seconds")
+    parser.add_argument("--title", help="figure title (default: describes the plot)")
+    common.add_model_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    from keras_mt3.errors import KerasMT3Error
+    from keras_mt3.midi_io import load_midi
+    from keras_mt3.plotting import plot_pianoroll
+
+    output = pathlib.Path(args.output)
+    if output.suffix.lower() != ".png":
+        raise KerasMT3Error(f"-o {output} must end in .png (the plot is written as a PNG image)")
+    # Read the (cheap) reference before a possibly long transcription, so a typo fails fast.
+    reference = load_midi(args.reference) if args.reference else None
+    note_sequence = _input_notes(args, load_midi)
+    plot_pianoroll(
+        note_sequence, reference, output, title=args.title, start=args.start, end=args.end
+    )
+    print(f"{args.input}: {len(note_sequence.notes)} notes -> {output}")
+    return 0
+
+
+def _input_notes(args, load_midi):
+    from keras_mt3.errors import KerasMT3Error
+
+    source = pathlib.Path(args.input)
+    if source.suffix.lower() in common.AUDIO_EXTENSIONS:
+        if not source.is_file():
+            raise KerasMT3Error(f"audio file {source} does not exist; check the path")
+        model = common.load_transcriber(args)
+        return model.transcribe(source, progress=False if args.no_progress else None)
+    if source.suffix.lower() not in (".mid", ".midi"):
+        raise KerasMT3Error(
+            f"{source} is neither a MIDI file (.mid, .midi) nor audio "
+            f"({', '.join(common.AUDIO_EXTENSIONS)}); give one of those"
+        )
+    return load_midi(source)
