@@ -88,7 +88,9 @@ def load_t5x_weights(backbone, params):
     ]
     problems = []
     if missing:
-        problems.append(f"{len(missing)} weight(s) missing from the checkpoint: {_preview(missing)}")
+        problems.append(
+            f"{len(missing)} weight(s) missing from the checkpoint: {_preview(missing)}"
+        )
     if unused:
         problems.append(
             f"{len(unused)} checkpoint parameter(s) the model has no place for: {_preview(unused)}"

@@ -164,9 +164,11 @@ def _zarr_folder(directory, name, spec):
             "checkpoints are supported"
         )
     path = str(spec["kvstore"].get("path", "")).rstrip("/")
-    # Relative paths are what T5X writes; absolute or remote ones (gs://...) from a checkpoint
-    # that was copied elsewhere are looked up by their last component beside `checkpoint`.
-    return directory / path.rsplit("/", 1)[-1]
+    if "://" in path or path.startswith("/"):
+        # An absolute or remote location (gs://...) recorded before the checkpoint was copied
+        # here: its folder is looked up by name beside the `checkpoint` file.
+        path = path.rsplit("/", 1)[-1]
+    return directory / path
 
 
 def _check_folders_match_specs(directory, folders):
@@ -181,6 +183,12 @@ def _check_folders_match_specs(directory, folders):
             f"missing or lack `.zarray`: {', '.join(missing[:5])}"
             + (" ..." if len(missing) > 5 else "")
             + ". Download the whole checkpoint directory again."
+        )
+    shared = sorted({f.name for f in folders.values() if list(folders.values()).count(f) > 1})
+    if shared:
+        raise CheckpointError(
+            f"the checkpoint in {directory} is corrupt: several parameters point to the same "
+            f"zarr folder(s) {', '.join(shared[:5])}. Download it again."
         )
     referenced = {folder.name for folder in folders.values()}
     unexpected = sorted(

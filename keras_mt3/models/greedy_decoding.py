@@ -44,6 +44,9 @@ def greedy_decode(backbone, encoded, max_length=1024, eos_id=EOS_ID, cache_lengt
 
     `cache_lengths` is an increasing sequence of self-attention cache sizes ending at
     `max_length` (default: `default_cache_lengths`).
+
+    Called directly under JAX, the loop is traced again on every call; to decode many batches
+    use `make_greedy_decode_fn`, which compiles once.
     """
     eager = _runs_eagerly()
     if cache_lengths is None:

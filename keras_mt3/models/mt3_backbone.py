@@ -68,7 +68,7 @@ class MT3Backbone(keras.Model):
         self.continuous_inputs_projection = keras.layers.Dense(
             self.hidden_dim,
             use_bias=False,
-            kernel_initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal"),
+            kernel_initializer=_fan_in_initializer(),
             name="continuous_inputs_projection",
         )
         self.encoder_position_embedding = SinusoidalPositionEmbedding(
@@ -105,7 +105,7 @@ class MT3Backbone(keras.Model):
         self.logits_dense = keras.layers.Dense(
             self.vocabulary_size,
             use_bias=False,
-            kernel_initializer=keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal"),
+            kernel_initializer=_fan_in_initializer(),
             name="logits_dense",
         )
         self.build()
@@ -258,3 +258,7 @@ class MT3Backbone(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _fan_in_initializer():
+    return keras.initializers.VarianceScaling(1.0, mode="fan_in", distribution="truncated_normal")

@@ -103,8 +103,13 @@ def tiny_checkpoint(tmp_path, t5x_checkpoint_writer):
 
 def test_convert_save_load_gives_identical_outputs(tmp_path, tiny_checkpoint):
     checkpoint, params = tiny_checkpoint
-    preset_config = {"backbone": {"num_heads": 2, "head_dim": 4, "max_encoder_length": 12,
-                                  "max_decoder_length": 16}, "vocabulary": "mt3"}
+    sizes_not_in_shapes = {
+        "num_heads": 2,
+        "head_dim": 4,
+        "max_encoder_length": 12,
+        "max_decoder_length": 16,
+    }
+    preset_config = {"backbone": sizes_not_in_shapes, "vocabulary": "mt3"}
     output = convert_t5x_checkpoint(checkpoint, tmp_path / "preset", preset_config)
     assert sorted(p.name for p in output.iterdir()) == ["config.json", "model.weights.h5"]
     config = json.loads((output / "config.json").read_text())
@@ -146,12 +151,14 @@ def test_official_checkpoint_round_trips_through_a_preset(tmp_path, checkpoint_d
     preset = convert_t5x_checkpoint(checkpoint_dir, tmp_path / "mt3")
     loaded, vocabulary = load_backbone_from_preset_dir(preset)
     assert vocabulary == "mt3"
-    unnamed = lambda config: {k: v for k, v in config.items() if k != "name"}  # noqa: E731
-    assert unnamed(loaded.get_config()) == unnamed(MT3Backbone().get_config())
+    loaded_config, default_config = loaded.get_config(), MT3Backbone().get_config()
+    loaded_config.pop("name"), default_config.pop("name")
+    assert loaded_config == default_config
     direct = MT3Backbone()
     load_t5x_weights(direct, read_t5x_checkpoint(checkpoint_dir))
+    log_mel = np.load(reference_dir / "piano_chorale.inputs.npz")["encoder_input_tokens"]
     inputs = {
-        "encoder_inputs": np.load(reference_dir / "piano_chorale.inputs.npz")["encoder_input_tokens"][:1],
+        "encoder_inputs": log_mel[:1],
         "decoder_token_ids": np.array([[0, 1131, 1061, 1019]], "int32"),
     }
     np.testing.assert_array_equal(_numpy(loaded(inputs)), _numpy(direct(inputs)))

@@ -19,7 +19,8 @@ def _layer(seed=0):
 
 
 def _kernels(layer):
-    return [value(w) for w in (layer.query_kernel, layer.key_kernel, layer.value_kernel, layer.output_kernel)]
+    kernels = (layer.query_kernel, layer.key_kernel, layer.value_kernel, layer.output_kernel)
+    return [value(kernel) for kernel in kernels]
 
 
 def _inputs(*shape, seed=1):
@@ -77,17 +78,21 @@ def test_cached_steps_equal_causal_attention():
         step, key_cache, value_cache = layer.attend_with_cache(
             x[:, index : index + 1], key_cache, value_cache, index
         )
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(step)[:, 0], full[:, index], atol=1e-5)
+        step = keras.ops.convert_to_numpy(step)
+        np.testing.assert_allclose(step[:, 0], full[:, index], atol=1e-5)
     # Positions past the last step stay empty.
     assert np.all(keras.ops.convert_to_numpy(key_cache)[:, :, length:] == 0)
 
 
 def test_dropout_only_in_training_and_shared_across_queries():
     layer = _layer()
-    x = np.repeat(_inputs(1, 1, HIDDEN), 4, axis=1)  # identical queries and keys
-    inference = keras.ops.convert_to_numpy(layer(x))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), inference)
-    trained = keras.ops.convert_to_numpy(layer(x, training=True))
+    queries = np.repeat(_inputs(1, 1, HIDDEN), 4, axis=1)  # identical queries
+    # Distinct keys/values, so dropping any key changes the output (with identical values a
+    # dropped key can be exactly compensated by the 1/(1-rate) rescaling).
+    keys_values = _inputs(1, 16, HIDDEN, seed=2)
+    inference = keras.ops.convert_to_numpy(layer(queries, keys_values))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(queries, keys_values)), inference)
+    trained = keras.ops.convert_to_numpy(layer(queries, keys_values, training=True))
     assert not np.allclose(trained, inference)
     # One mask per (batch, head, key), broadcast over queries: identical queries stay identical.
     np.testing.assert_allclose(trained, np.broadcast_to(trained[:, :1], trained.shape), atol=1e-6)

@@ -15,23 +15,24 @@ def _layer():
     layer.build((None, None, HIDDEN))
     rng = np.random.default_rng(0)
     for weight in layer.weights:
-        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.5 + (len(weight.shape) == 1))
+        offset = 1.0 if len(weight.shape) == 1 else 0.0  # norm scales around 1
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.5 + offset)
     return layer
 
 
 def _kernels(attn):
-    return [value(k) for k in (attn.query_kernel, attn.key_kernel, attn.value_kernel, attn.output_kernel)]
+    kernels = (attn.query_kernel, attn.key_kernel, attn.value_kernel, attn.output_kernel)
+    return [value(kernel) for kernel in kernels]
 
 
 def _reference(layer, x, encoded, self_mask):
-    norm = lambda norm_layer, h: rms_norm(h, value(norm_layer.scale))  # noqa: E731
-    h = norm(layer.pre_self_attention_layer_norm, x)
+    h = rms_norm(x, value(layer.pre_self_attention_layer_norm.scale))
     x = x + attention(h, h, *_kernels(layer.self_attention), mask=self_mask)
-    h = norm(layer.pre_cross_attention_layer_norm, x)
+    h = rms_norm(x, value(layer.pre_cross_attention_layer_norm.scale))
     x = x + attention(h, encoded, *_kernels(layer.cross_attention))
     mlp = layer.mlp
     kernels = [value(k) for k in (mlp.gate_kernel, mlp.linear_kernel, mlp.output_kernel)]
-    return x + gated_gelu_mlp(norm(layer.pre_mlp_layer_norm, x), *kernels)
+    return x + gated_gelu_mlp(rms_norm(x, value(layer.pre_mlp_layer_norm.scale)), *kernels)
 
 
 def _inputs():
@@ -60,4 +61,5 @@ def test_cached_positions_match_teacher_forcing():
         step, key_cache, value_cache = layer.call_cached(
             x[:, index : index + 1], cross_key, cross_value, key_cache, value_cache, index
         )
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(step)[:, 0], full[:, index], atol=1e-5)
+        step = keras.ops.convert_to_numpy(step)
+        np.testing.assert_allclose(step[:, 0], full[:, index], atol=1e-5)

@@ -63,12 +63,20 @@ def expected_tokens(tiny_model_and_inputs):
 
 
 def test_reference_rows_finish_at_different_steps(expected_tokens):
-    finish_steps = {int(np.argmax(row == 1)) if (row == 1).any() else None for row in expected_tokens}
+    finish_steps = {_eos_step(row) for row in expected_tokens}
     assert None in finish_steps and len(finish_steps) >= 4
 
 
-@pytest.mark.parametrize("cache_lengths", [None, (MAX_LENGTH,), (4, 8, MAX_LENGTH), (1, MAX_LENGTH)])
-def test_cached_greedy_equals_uncached_argmax(tiny_model_and_inputs, expected_tokens, cache_lengths):
+def _eos_step(row):
+    return int(np.argmax(row == 1)) if (row == 1).any() else None
+
+
+@pytest.mark.parametrize(
+    "cache_lengths", [None, (MAX_LENGTH,), (4, 8, MAX_LENGTH), (1, MAX_LENGTH)]
+)
+def test_cached_greedy_equals_uncached_argmax(
+    tiny_model_and_inputs, expected_tokens, cache_lengths
+):
     backbone, inputs = tiny_model_and_inputs
     encoded = backbone.encode(inputs)
     tokens = greedy_decode(backbone, encoded, max_length=MAX_LENGTH, cache_lengths=cache_lengths)
@@ -120,7 +128,8 @@ def test_default_cache_lengths():
 def test_rejects_bad_cache_schedules(tiny_model_and_inputs, cache_lengths):
     backbone, inputs = tiny_model_and_inputs
     with pytest.raises(ValueError, match="cache_lengths"):
-        greedy_decode(backbone, backbone.encode(inputs[:1]), MAX_LENGTH, cache_lengths=cache_lengths)
+        encoded = backbone.encode(inputs[:1])
+        greedy_decode(backbone, encoded, MAX_LENGTH, cache_lengths=cache_lengths)
 
 
 # ---- the official checkpoint reproduces the original model's tokens ------------------------
@@ -137,7 +146,10 @@ def test_official_checkpoint_reproduces_reference_tokens(checkpoint_dir, referen
     # 130 tokens outgrow the first 128-position cache phase.
     segments = [("piano_chorale", 10), ("multi_band", 2)]
     inputs = np.stack(
-        [np.load(reference_dir / f"{clip}.inputs.npz")["encoder_input_tokens"][i] for clip, i in segments]
+        [
+            np.load(reference_dir / f"{clip}.inputs.npz")["encoder_input_tokens"][index]
+            for clip, index in segments
+        ]
     )
     tokens = keras.ops.convert_to_numpy(make_greedy_decode_fn(backbone, 1024)(inputs))
     for row, (clip, index) in enumerate(segments):

@@ -18,8 +18,13 @@ TINY = dict(
 )
 # Reference segments checked against the original model: the first, a middle one, and the last
 # (zero-padded) segment of the piano clip; two of the multi-instrument clip.
-PARITY_SEGMENTS = [("piano_chorale", 0), ("piano_chorale", 5), ("piano_chorale", 10),
-                   ("multi_band", 0), ("multi_band", 3)]
+PARITY_SEGMENTS = [
+    ("piano_chorale", 0),
+    ("piano_chorale", 5),
+    ("piano_chorale", 10),
+    ("multi_band", 0),
+    ("multi_band", 3),
+]
 
 
 def _numpy(x):
@@ -96,7 +101,8 @@ def test_decode_steps_match_teacher_forcing_across_cache_growth(tiny):
     for index in range(7):
         if index == 3:
             cache = tiny.grow_cache(cache, 16)
-        logits, cache = tiny.decode_step(batch["decoder_token_ids"][:, index : index + 1], cache, index)
+        token_ids = batch["decoder_token_ids"][:, index : index + 1]
+        logits, cache = tiny.decode_step(token_ids, cache, index)
         np.testing.assert_allclose(_numpy(logits), full[:, index], atol=1e-5)
 
 
@@ -116,7 +122,8 @@ def mt3_backbone(checkpoint_dir):
 @pytest.mark.checkpoint
 @pytest.mark.parametrize("clip,index", PARITY_SEGMENTS)
 def test_matches_original_mt3(mt3_backbone, reference_dir, clip, index):
-    inputs = np.load(reference_dir / f"{clip}.inputs.npz")["encoder_input_tokens"][index : index + 1]
+    inputs = np.load(reference_dir / f"{clip}.inputs.npz")["encoder_input_tokens"]
+    inputs = inputs[index : index + 1]
     reference = np.load(reference_dir / f"{clip}.logits.npz")
     tokens = reference[f"tokens_{index}"].astype("int32")
     encoded = mt3_backbone.encode(inputs)
