@@ -10,7 +10,6 @@ _LAZY = {
     "save_midi": "keras_mt3.midi_io",
     "plot_pianoroll": "keras_mt3.plotting",
     "transcription_metrics": "keras_mt3.metrics",
-    "export": "keras_mt3.export",
 }
 
 
