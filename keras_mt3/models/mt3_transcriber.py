@@ -28,8 +28,8 @@ class MT3Transcriber(keras.Model):
     Args:
         backbone: an `MT3Backbone`.
         vocabulary: a vocabulary name (`"mt3"`, `"ismir2021"`) or `VocabularyConfig`.
-        batch_size: segments decoded together. Batches are padded to this size so the compiled
-            decode function is built once and reused for every file.
+        batch_size: most segments decoded together. A smaller last batch is padded to the next
+            power of two, so at most log2(batch_size) + 1 decode programs are ever compiled.
         max_decode_length: most tokens per segment (the original uses 1024).
     """
 
@@ -42,6 +42,7 @@ class MT3Transcriber(keras.Model):
         self.frames_per_segment = self.vocabulary.input_frames
         self.frontend = LogMelSpectrogram(name="log_mel_spectrogram")
         self._decode_fn = None
+        self._audio_decode_fn = None
 
     # ---- construction -------------------------------------------------------------------
 
@@ -99,7 +100,6 @@ class MT3Transcriber(keras.Model):
 
         Rows end with EOS followed by PAD (0); a row that never emits EOS fills the length.
         """
-        encoder_inputs = np.asarray(encoder_inputs, dtype="float32")
         outputs = [
             self._generate_batch(encoder_inputs[start : start + self.batch_size])
             for start in range(0, len(encoder_inputs), self.batch_size)
@@ -107,14 +107,31 @@ class MT3Transcriber(keras.Model):
         return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, 0), "int32")
 
     def _generate_batch(self, encoder_inputs):
-        count = len(encoder_inputs)
-        if count < self.batch_size:  # fixed shapes: one compiled program serves every batch
-            padding = np.zeros((self.batch_size - count,) + encoder_inputs.shape[1:], "float32")
-            encoder_inputs = np.concatenate([encoder_inputs, padding], axis=0)
         if self._decode_fn is None:
             self._decode_fn = make_greedy_decode_fn(self.backbone, self.max_decode_length)
-        tokens = keras.ops.convert_to_numpy(self._decode_fn(encoder_inputs))
-        return tokens[:count]
+        return self._run_padded(self._decode_fn, np.asarray(encoder_inputs, "float32"))
+
+    def _transcribe_batch(self, segment_samples, num_frames):
+        """Segment samples -> tokens, frontend included in the compiled decode program."""
+        if self._audio_decode_fn is None:
+            self._audio_decode_fn = make_greedy_decode_fn(
+                self.backbone, self.max_decode_length, frontend=self.frontend
+            )
+        return self._run_padded(
+            self._audio_decode_fn,
+            np.asarray(segment_samples, "float32"),
+            np.asarray(num_frames, "int32"),
+        )
+
+    def _run_padded(self, decode_fn, *batch):
+        count = len(batch[0])
+        padded_count = padded_batch_size(count, self.batch_size)
+        if count < padded_count:
+            batch = [
+                np.concatenate([x, np.zeros((padded_count - count,) + x.shape[1:], x.dtype)])
+                for x in batch
+            ]
+        return keras.ops.convert_to_numpy(decode_fn(*batch))[:count]
 
     def compute_log_mel(self, segment_samples, num_frames):
         return keras.ops.convert_to_numpy(self.frontend(segment_samples, num_frames))
@@ -153,8 +170,7 @@ class MT3Transcriber(keras.Model):
         segment_tokens, start_times = [], []
         with progress_bar(total=total_segments, desc="transcribing", unit="seg", enabled=progress) as bar:
             for batch in batches:
-                log_mel = self.compute_log_mel(batch.samples, batch.num_frames)
-                tokens = self._generate_batch(log_mel)
+                tokens = self._transcribe_batch(batch.samples, batch.num_frames)
                 segment_tokens.extend(tokens)
                 start_times.extend(segments_lib.decode_start_times(batch.start_times))
                 bar.update(len(tokens))
@@ -177,6 +193,20 @@ class MT3Transcriber(keras.Model):
         note_sequence = self.transcribe(audio, **kwargs)
         save_midi(note_sequence, midi_path)
         return note_sequence
+
+
+def padded_batch_size(count, batch_size):
+    """The batch size `count` segments are padded to: the next power of two, capped at
+    `batch_size`.
+
+    The compiled decode program depends on the batch shape, so padding keeps the number of
+    programs to about log2(batch_size) + 1, each compiled once; padding only to a power of two
+    rather than always to `batch_size` spares the short last batch of every file most of the
+    padded rows' encoder and decoder work.
+    """
+    if count >= batch_size:
+        return batch_size
+    return min(1 << max(count - 1, 0).bit_length(), batch_size)
 
 
 def _is_path(source):

@@ -123,3 +123,38 @@ def test_transcribe_to_midi_never_leaves_a_half_written_file(tiny_transcriber, t
     assert target.read_bytes() == b"previous contents"
     tiny_transcriber.transcribe_to_midi(np.zeros(16000, "float32"), target, sample_rate=16000)
     assert target.read_bytes().startswith(b"MThd")
+
+
+@pytest.mark.parametrize(
+    "count, expected", [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (8, 8), (9, 8)]
+)
+def test_last_batch_is_padded_to_a_power_of_two(count, expected):
+    from keras_mt3.models.mt3_transcriber import padded_batch_size
+
+    assert padded_batch_size(count, batch_size=8) == expected
+    assert padded_batch_size(count, batch_size=6) == min(expected, 6)
+
+
+def test_tokens_do_not_depend_on_batch_padding(tiny_transcriber):
+    log_mel = np.random.default_rng(1).normal(size=(5, 256, 512)).astype("float32")
+    tiny_transcriber.batch_size = 8
+    try:
+        together = tiny_transcriber.generate(log_mel)  # one batch padded from 5 to 8 rows
+        one_by_one = np.concatenate([tiny_transcriber.generate(row[None]) for row in log_mel])
+        three_padded_to_four = tiny_transcriber.generate(log_mel[:3])
+    finally:
+        tiny_transcriber.batch_size = 2
+    np.testing.assert_array_equal(together, one_by_one)
+    np.testing.assert_array_equal(three_padded_to_four, together[:3])
+
+
+def test_fused_frontend_decoding_equals_log_mel_then_generate(tiny_transcriber):
+    from keras_mt3.preprocessing.segments import audio_to_segments
+
+    audio = np.random.default_rng(2).normal(scale=0.1, size=3 * 32768 + 500).astype("float32")
+    segments = audio_to_segments(audio, tiny_transcriber.frames_per_segment)
+    log_mel = tiny_transcriber.compute_log_mel(segments.samples, segments.num_frames)
+    np.testing.assert_array_equal(
+        tiny_transcriber._transcribe_batch(segments.samples, segments.num_frames),
+        tiny_transcriber.generate(log_mel),
+    )
