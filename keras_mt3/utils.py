@@ -43,3 +43,21 @@ def progress_bar(total=None, desc=None, unit="it", enabled=None, **kwargs):
     if enabled is None:
         enabled = sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr, **kwargs)
+
+
+def lazy_module_getattr(module_name, names_to_modules):
+    """A module `__getattr__` that imports each name from its module on first use.
+
+    Keeps `import keras_mt3` (and its subpackages) cheap and Keras-backend neutral until a name
+    that needs Keras or TensorFlow is actually used.
+    """
+    import importlib
+
+    def __getattr__(name):
+        if name not in names_to_modules:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(names_to_modules[name]), name)
+        setattr(sys.modules[module_name], name, value)
+        return value
+
+    return __getattr__

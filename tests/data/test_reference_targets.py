@@ -1,0 +1,108 @@
+"""The pipeline on the reference clips: inputs equal the original MT3's, targets decode back
+to the ground-truth notes, and random windows carry the right tie sections."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mt3.codec.detokenize import tokens_to_note_sequence
+from keras_mt3.data.loading import load_pair
+from keras_mt3.data.pairs import TranscriptionPair
+from keras_mt3.data.pipeline import TrainingDataConfig, evaluation_dataset, window_dataset
+from keras_mt3.data.tf_log_mel import tf_log_mel
+from keras_mt3.data.windows import window_start_time
+from keras_mt3.layers.log_mel_spectrogram import LogMelSpectrogram
+
+CLIPS = ("piano_chorale", "multi_band")
+TIE = 1134
+
+
+def reference_pair(reference_dir, clip):
+    return TranscriptionPair(clip, reference_dir / f"{clip}.wav", reference_dir / f"{clip}.mid")
+
+
+def quantized(sequence):
+    """Notes as MT3's codec keeps them: 10 ms steps, drums without offsets."""
+    return sorted(
+        (
+            note.is_drum,
+            0 if note.is_drum else note.program,
+            note.pitch,
+            round(note.start_time * 100),
+            None if note.is_drum else round(note.end_time * 100),
+        )
+        for note in sequence.notes
+    )
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("clip", CLIPS)
+def test_consecutive_window_targets_decode_to_the_ground_truth(reference_dir, clip):
+    pair = reference_pair(reference_dir, clip)
+    config = TrainingDataConfig(target_length=1024, batch_size=4)
+    windows = list(window_dataset([pair], config, windows="consecutive").as_numpy_iterator())
+    result = tokens_to_note_sequence(
+        [window["targets"] for window in windows],
+        [window_start_time(int(window["start_frame"])) for window in windows],
+        "mt3",
+    )
+    assert result.num_invalid_events == 0 and result.num_dropped_events == 0
+    truth = load_pair(pair).note_sequence
+    assert len(truth.notes) > 100
+    assert quantized(result.note_sequence) == quantized(truth)
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("clip", CLIPS)
+def test_pipeline_inputs_equal_the_original_mt3_encoder_inputs(reference_dir, clip):
+    original = np.load(reference_dir / f"{clip}.inputs.npz")["encoder_input_tokens"]
+    pair = reference_pair(reference_dir, clip)
+    config = TrainingDataConfig(target_length=1024, batch_size=4)
+    inputs = np.concatenate(
+        [x["encoder_inputs"] for x, _ in evaluation_dataset([pair], config).as_numpy_iterator()]
+    )
+    assert inputs.shape == original.shape
+    difference = np.abs(inputs - original)
+    # The reference README's tolerance for an independent float32 frontend.
+    assert difference.max() < 5e-3 and difference.mean() < 1e-4
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("clip", CLIPS)
+def test_random_windows_start_with_the_notes_sounding_at_their_start(reference_dir, clip):
+    pair = reference_pair(reference_dir, clip)
+    truth = load_pair(pair).note_sequence
+    config = TrainingDataConfig(target_length=1024, seed=4)
+    checked = 0
+    for window in window_dataset([pair], config).take(30).as_numpy_iterator():
+        tokens = window["targets"].tolist()
+        tie_section = tokens[: tokens.index(TIE)]
+        named, program = set(), None
+        for token in tie_section:
+            if 1135 <= token < 1263:
+                program = token - 1135
+            else:
+                named.add((program, token - 1004))
+        step = round(window_start_time(int(window["start_frame"])) * 100)
+        # The codec's state before the events of the window's first step.
+        sounding = {
+            (note.program, note.pitch)
+            for note in truth.notes
+            if not note.is_drum
+            and round(note.start_time * 100) < step <= round(note.end_time * 100)
+        }
+        assert named == sounding, int(window["start_frame"])
+        checked += bool(sounding)
+    assert checked >= 10
+
+
+def test_tf_log_mel_equals_the_model_frontend():
+    rng = np.random.default_rng(0)
+    samples = (0.1 * rng.standard_normal((3, 64 * 128))).astype(np.float32)
+    samples[2, 5000:] = 0.0
+    num_frames = np.array([64, 40, 39], np.int32)
+    expected = keras.ops.convert_to_numpy(LogMelSpectrogram()(samples, num_frames))
+    actual = tf_log_mel(samples, num_frames).numpy()
+    assert actual.shape == (3, 64, 512)
+    np.testing.assert_allclose(actual, expected, atol=2e-4, rtol=1e-4)
+    assert not actual[1, 40:].any() and actual[1, 39].any()
