@@ -1,5 +1,6 @@
 """keras-mt3: MT3 multi-instrument music transcription for Keras 3."""
 
+from keras_mt3.utils import lazy_module_getattr
 from keras_mt3.version import __version__
 
 _LAZY = {
@@ -10,18 +11,10 @@ _LAZY = {
     "save_midi": "keras_mt3.midi_io",
     "plot_pianoroll": "keras_mt3.plotting",
     "transcription_metrics": "keras_mt3.metrics",
+    "export": "keras_mt3.saved_model.exporter",
 }
 
 
-def __getattr__(name):
-    # Importing keras_mt3 stays cheap (and backend-neutral) until a Keras-backed name is used.
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_mt3' has no attribute {name!r}")
-
+__getattr__ = lazy_module_getattr(__name__, _LAZY)
 
 __all__ = ["__version__", *_LAZY]
