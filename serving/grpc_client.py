@@ -47,16 +47,7 @@ def predict(server, model, samples, timeout):
 
 def main(argv=None):
     args = common.argument_parser(__doc__.split("\n\n")[0], "localhost:8500").parse_args(argv)
-    try:
-        samples = common.load_audio(args.audio)
-        outputs = predict(args.server, args.model, samples, args.timeout)
-    except (ImportError, OSError, RuntimeError, ValueError) as error:
-        return common.fail(str(error))
-    notes = common.notes_from_outputs(outputs)
-    path = common.output_path(args)
-    common.write_midi(notes, path)
-    common.report(notes, len(samples) / common.SAMPLE_RATE, path)
-    return 0
+    return common.run(predict, args, errors=(ImportError, OSError, RuntimeError, ValueError))
 
 
 if __name__ == "__main__":

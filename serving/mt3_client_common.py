@@ -109,3 +109,18 @@ def report(notes, audio_seconds, path):
 def fail(message):
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def run(predict, args, errors=(OSError, RuntimeError, ValueError)):
+    """Sends `args.audio` through `predict(server, model, samples, timeout)` and writes the MIDI;
+    returns the exit code. `errors` are reported in one line instead of a traceback."""
+    try:
+        samples = load_audio(args.audio)
+        outputs = predict(args.server, args.model, samples, args.timeout)
+    except errors as error:
+        return fail(str(error))
+    notes = notes_from_outputs(outputs)
+    path = output_path(args)
+    write_midi(notes, path)
+    report(notes, len(samples) / SAMPLE_RATE, path)
+    return 0

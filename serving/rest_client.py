@@ -48,16 +48,7 @@ def predict(server, model, samples, timeout):
 def main(argv=None):
     parser = common.argument_parser(__doc__.split("\n\n")[0], "http://localhost:8501")
     args = parser.parse_args(argv)
-    try:
-        samples = common.load_audio(args.audio)
-        outputs = predict(args.server, args.model, samples, args.timeout)
-    except (OSError, RuntimeError, ValueError) as error:
-        return common.fail(str(error))
-    notes = common.notes_from_outputs(outputs)
-    path = common.output_path(args)
-    common.write_midi(notes, path)
-    common.report(notes, len(samples) / common.SAMPLE_RATE, path)
-    return 0
+    return common.run(predict, args)
 
 
 if __name__ == "__main__":
