@@ -13,11 +13,11 @@ batches, clips cached in memory) is measured once, without a model.
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import time
+
+from backend_runs import print_result, run_per_backend
 
 SIZES = ("mt3", "small")
 
@@ -61,7 +61,7 @@ def measure(backend, sizes, batch_size, target_length, steps):
             "loss": float(loss),
             "jit_compile": bool(model.jit_compile),
         }
-    print("RESULT " + json.dumps(result))
+    print_result(result)
 
 
 def pipeline_throughput(batch_size, target_length, batches_to_time=20):
@@ -86,20 +86,11 @@ def main():
         measure(args.child, args.sizes, args.batch_size, args.target_length, args.steps)
         return
 
-    rows = []
-    for backend in args.backends:
-        command = [
-            sys.executable, __file__, "--child", backend, "--sizes", *args.sizes,
-            "--batch-size", str(args.batch_size), "--target-length", str(args.target_length),
-            "--steps", str(args.steps),
-        ]
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        completed = subprocess.run(command, env=env, capture_output=True, text=True)
-        lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-        if completed.returncode != 0 or not lines:
-            print(f"{backend}: failed\n{completed.stderr[-3000:]}", file=sys.stderr)
-            continue
-        rows.append(json.loads(lines[-1][len("RESULT "):]))
+    rows = run_per_backend(
+        __file__, args.backends,
+        ["--sizes", *args.sizes, "--batch-size", args.batch_size,
+         "--target-length", args.target_length, "--steps", args.steps],
+    )
 
     print(
         f"batch {args.batch_size} x 256 frames, targets padded to {args.target_length} tokens, "

@@ -17,9 +17,10 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
+
+from backend_runs import print_result, run_per_backend
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TEST_DATA = pathlib.Path(os.environ.get("KERAS_MT3_TEST_DATA", REPO.parent / "shared"))
@@ -80,7 +81,7 @@ def measure(backend, long_minutes, repeats):
                 "notes": len(notes.notes),
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
-    print("RESULT " + json.dumps(result))
+    print_result(result)
 
 
 def original_figures():
@@ -103,17 +104,10 @@ def main():
         return
 
     original = original_figures()
-    rows = []
-    for backend in args.backends:
-        command = [sys.executable, __file__, "--child", backend, "--repeats", str(args.repeats),
-                   "--long-minutes", str(args.long_minutes)]
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        completed = subprocess.run(command, env=env, capture_output=True, text=True)
-        lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
-        if completed.returncode != 0 or not lines:
-            print(f"{backend}: failed\n{completed.stderr[-3000:]}", file=sys.stderr)
-            continue
-        rows.append(json.loads(lines[-1][len("RESULT "):]))
+    rows = run_per_backend(
+        __file__, args.backends,
+        ["--repeats", args.repeats, "--long-minutes", args.long_minutes],
+    )
 
     header = f"{'backend':<11}{'clip':<15}{'audio s':>8}{'compute s':>10}{'s/audio s':>10}" \
              f"{'original':>10}{'speed-up':>9}{'compile s':>10}{'peak MB':>9}"
