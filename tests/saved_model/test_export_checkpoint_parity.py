@@ -1,8 +1,9 @@
 """Acceptance: the exported official MT3 transcribes the reference clips exactly like Keras.
 
 Exports the official checkpoint once, then runs every signature in a fresh interpreter that
-never imports keras_mt3: `serving_default` on both clips in one request, the token signatures
-(`decode_tokens` without XLA, `decode_xla`) on every log-mel segment of both clips. Notes must
+never imports keras_mt3: `serving_default` on both clips in one request, `decode_xla` on every
+log-mel segment of both clips and `decode_tokens` on those of the chorale (it runs the same
+decoder without XLA as `serving_default`, which already covers both clips). Notes must
 equal `MT3Transcriber.transcribe`'s (identical note lists, i.e. note F1 = 1.0); the tokens are
 detokenized with `keras_mt3.codec` for that, as a client of the token signatures would.
 """
@@ -45,25 +46,28 @@ def test_every_signature_matches_the_keras_model_on_the_reference_clips(official
     # decoding batches, unlike in `transcribe`, which must not change any note.
     waveform, lengths = padded_audio([clips[name] for name in REFERENCE_CLIPS])
     segments = {name: audio_to_segments(clips[name]) for name in REFERENCE_CLIPS}
-    log_mel = np.concatenate(
-        [model.compute_log_mel(s.samples, s.num_frames) for s in segments.values()]
-    )
-    frames = {names.ENCODER_INPUTS: log_mel}
-    requests = {
-        names.SERVING_DEFAULT: {names.WAVEFORM: waveform, names.LENGTHS: lengths},
-        names.DECODE_TOKENS: frames,
-        names.DECODE_XLA: frames,
+    log_mel = {name: model.compute_log_mel(s.samples, s.num_frames) for name, s in segments.items()}
+    clips_per_signature = {
+        names.DECODE_TOKENS: ("piano_chorale",),
+        names.DECODE_XLA: REFERENCE_CLIPS,
     }
+    requests = {
+        signature: {names.ENCODER_INPUTS: np.concatenate([log_mel[name] for name in clip_names])}
+        for signature, clip_names in clips_per_signature.items()
+    }
+    requests[names.SERVING_DEFAULT] = {names.WAVEFORM: waveform, names.LENGTHS: lengths}
 
     outputs = run_signatures(path, requests, tmp_path)
 
     assert len(expected["piano_chorale"]) > 100 and len(expected["multi_band"]) > 300
     for row, name in enumerate(REFERENCE_CLIPS):
         assert notes_from_outputs(outputs[names.SERVING_DEFAULT], row) == expected[name], name
-    for signature in (names.DECODE_TOKENS, names.DECODE_XLA):
+    for signature, clip_names in clips_per_signature.items():
         tokens = outputs[signature][names.TOKENS]
+        assert len(tokens) == sum(len(segments[name].num_frames) for name in clip_names)
         first = 0
-        for name, clip_segments in segments.items():
+        for name in clip_names:
+            clip_segments = segments[name]
             count = len(clip_segments.num_frames)
             decoded = tokens_to_note_sequence(
                 list(tokens[first : first + count]),
