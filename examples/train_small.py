@@ -79,11 +79,12 @@ def main():
         target_length=args.target_length, batch_size=args.batch_size, seed=args.seed
     )
     steps_per_epoch = min(args.steps_per_epoch, args.steps)
+    epochs = max(1, args.steps // steps_per_epoch)  # fit runs whole epochs only
     started = time.perf_counter()
     model.fit(
         training_dataset(train_pairs, config),
         steps_per_epoch=steps_per_epoch,
-        epochs=max(1, args.steps // steps_per_epoch),
+        epochs=epochs,
         callbacks=[keras.callbacks.CSVLogger(str(output / "history.csv"))],
         verbose=2,
         shuffle=False,  # windows come in random order from the pipeline
@@ -95,7 +96,7 @@ def main():
     for pair in held_out:
         estimate = model.transcribe(pair.audio, sample_rate=16000, progress=False)
         scores.append(transcription_metrics(estimate, pair.notes))
-    print(f"\ntrained {args.steps} steps in {train_minutes:.1f} min ({keras.backend.backend()})")
+    print(f"\ntrained {epochs * steps_per_epoch} steps in {train_minutes:.1f} min ({keras.backend.backend()})")
     print(f"held-out clips: {len(held_out)} x {args.clip_seconds:g} s")
     for metric in ("onset_f1", "onset_offset_f1", "frame_f1"):
         print(f"  {metric:<16} {np.mean([score[metric] for score in scores]):.3f}")
