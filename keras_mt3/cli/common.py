@@ -16,7 +16,7 @@ def add_model_arguments(parser):
         help="read the preset's official T5X checkpoint from this directory instead of the cache "
         "(default: $KERAS_MT3_CHECKPOINT_DIR, else download once)",
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="segments decoded together")
+    parser.add_argument("--batch-size", type=int, default=16, help="segments decoded together")
 
 
 def load_transcriber(args):

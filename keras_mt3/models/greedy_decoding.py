@@ -112,6 +112,10 @@ def make_greedy_decode_fn(
     if backend == "tensorflow" and jit:
         import tensorflow as tf
 
+        from keras_mt3 import xla_cpu
+
+        xla_cpu.prefer_eigen_dots()
+
         compiled = tf.function(decode, jit_compile=True)
         return lambda *inputs: compiled(*(tf.convert_to_tensor(x) for x in inputs))
     if backend == "torch":
@@ -152,6 +156,16 @@ def _checked_schedule(cache_lengths, max_length):
     return cache_lengths
 
 
+def _jax_compiler_options():
+    import jax
+
+    from keras_mt3 import xla_cpu
+
+    if jax.default_backend() != "cpu":
+        return None
+    return xla_cpu.JAX_COMPILER_OPTIONS
+
+
 def _jax_compiled(backbone, function):
     import jax
 
@@ -161,5 +175,5 @@ def _jax_compiled(backbone, function):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
             return function(*inputs)
 
-    compiled = jax.jit(stateless)
+    compiled = jax.jit(stateless, compiler_options=_jax_compiler_options())
     return lambda *inputs: compiled([v.value for v in variables], *inputs)

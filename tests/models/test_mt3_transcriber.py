@@ -34,7 +34,7 @@ def reference_note_sequence(path):
 
 @pytest.fixture(scope="module")
 def mt3(checkpoint_dir):
-    return MT3Transcriber.from_preset("mt3", checkpoint_dir=checkpoint_dir, batch_size=8)
+    return MT3Transcriber.from_preset("mt3", checkpoint_dir=checkpoint_dir)
 
 
 @pytest.mark.checkpoint
@@ -126,12 +126,13 @@ def test_transcribe_to_midi_never_leaves_a_half_written_file(tiny_transcriber, t
 
 
 @pytest.mark.parametrize(
-    "count, expected", [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (8, 8), (9, 8)]
+    "count, expected",
+    [(1, 1), (2, 2), (3, 4), (4, 4), (5, 8), (8, 8), (9, 12), (11, 12), (13, 16), (16, 16), (40, 16)],
 )
-def test_last_batch_is_padded_to_a_power_of_two(count, expected):
+def test_smaller_batches_are_padded_to_few_sizes(count, expected):
     from keras_mt3.models.mt3_transcriber import padded_batch_size
 
-    assert padded_batch_size(count, batch_size=8) == expected
+    assert padded_batch_size(count, batch_size=16) == expected
     assert padded_batch_size(count, batch_size=6) == min(expected, 6)
 
 
