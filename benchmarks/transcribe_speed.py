@@ -47,8 +47,9 @@ def measure(backend, long_minutes, repeats):
     result = {"backend": backend, "load_s": time.perf_counter() - started, "clips": {}}
 
     clips = {name: load_audio(REFERENCE / f"{name}.wav") for name in CLIPS}
-    # A clip's first call also compiles the decode programs for its batch shapes (8 and the
-    # power of two its last batch is padded to); later calls reuse them.
+    # A clip's first call also compiles the decode programs for its batch shapes (see
+    # `padded_batch_size`; one 12-row program serves both reference clips); later calls reuse
+    # them.
     compile_s = 0.0
     for name, audio in clips.items():
         seconds = []
