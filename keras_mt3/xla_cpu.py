@@ -1,10 +1,10 @@
 """XLA:CPU compiler settings for MT3's compiled decoding.
 
 MT3 decodes one token per step, so its matmuls have only batch-size rows. On x86 CPUs,
-XLA's default YNNPACK dot fusions run those small-row matmuls two to three times slower than
-XLA's Eigen kernels (measured on a 2-core AVX2 CPU: a batch-16 decoder step's matmuls took
-20 ms instead of 8). Turning the YNNPACK dot fusion off is a scheduling choice, not a numeric
-one: the outputs are unchanged within float32 rounding and the tests hold under both.
+XLA's default YNNPACK dot fusions run those small-row matmuls two to four times slower than
+XLA's Eigen kernels (measured on a 2-core AVX2 CPU: a batch-16 decoder step's weight
+matmuls took 40 ms instead of 10-13). Turning the YNNPACK dot fusion off changes which kernels
+run, not the math: outputs agree within float32 rounding, and the tests hold either way.
 
 JAX compiles each program with its own options (`JAX_COMPILER_OPTIONS`, passed to `jax.jit`);
 TensorFlow reads XLA flags once per process, from `XLA_FLAGS`, so `prefer_eigen_dots` adds
