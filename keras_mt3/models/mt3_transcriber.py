@@ -15,9 +15,8 @@ from keras_mt3.preprocessing import audio_io
 from keras_mt3.preprocessing import segments as segments_lib
 
 SAMPLES_PER_FRAME = 128
-# Batch shapes the decode programs are compiled for: powers of two up to SMALL_BATCH_LIMIT,
-# then multiples of BATCH_SIZE_STEP.
-SMALL_BATCH_LIMIT = 4
+# Batch shapes the decode programs are compiled for: powers of two up to BATCH_SIZE_STEP,
+# then its multiples.
 BATCH_SIZE_STEP = 4
 
 
@@ -33,9 +32,9 @@ class MT3Transcriber(keras.Model):
         backbone: an `MT3Backbone`.
         vocabulary: a vocabulary name (`"mt3"`, `"ismir2021"`) or `VocabularyConfig`.
         batch_size: most segments decoded together. A smaller batch is padded to a nearby
-            size (`padded_batch_size`), so only a few decode programs are ever compiled. One
-            batch per step of the decoder loop costs little more at 16 rows than at 8 on a
-            CPU, so a clip of up to 32 s decodes in one pass.
+            size (`padded_batch_size`), so only a few decode programs are ever compiled. On a
+            CPU a decoder step costs little more at 16 rows than at 8, so by default a clip
+            of up to 32 s decodes in one pass.
         max_decode_length: most tokens per segment (the original uses 1024).
     """
 
@@ -212,7 +211,7 @@ def padded_batch_size(count, batch_size):
     """
     if count >= batch_size:
         return batch_size
-    if count <= SMALL_BATCH_LIMIT:
+    if count <= BATCH_SIZE_STEP:
         padded = 1 << max(count - 1, 0).bit_length()
     else:
         padded = -(-count // BATCH_SIZE_STEP) * BATCH_SIZE_STEP
