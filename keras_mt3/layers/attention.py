@@ -8,6 +8,10 @@ from keras import ops
 # Masked logits get this bias (as in T5X), so a fully masked row degrades to uniform attention
 # instead of NaN.
 MASK_BIAS = -1e10
+# How a one-position decoding step writes its key/value into the self-attention cache
+# (`T5Attention.attend_with_cache`).
+CACHE_UPDATE = "update"
+CACHE_APPEND = "append"
 
 
 @keras.saving.register_keras_serializable(package="keras_mt3")
@@ -87,20 +91,34 @@ class T5Attention(keras.layers.Layer):
         query = self.project_query(query_inputs)
         return self.attend(query, key, value, attention_mask, training=training)
 
-    def attend_with_cache(self, inputs, key_cache, value_cache, index):
+    def attend_with_cache(self, inputs, key_cache, value_cache, index, cache_write=CACHE_UPDATE):
         """Self-attention of one new position `inputs` `[b, 1, hidden]` at position `index`.
 
-        Writes the new key/value into the caches (`[b, heads, max_length, head_dim]`) at
-        `index` and attends over positions `0..index`. Returns `(outputs, key_cache,
-        value_cache)`.
+        Returns `(outputs, key_cache, value_cache)`, the caches holding the new key/value.
+        `cache_write` says how the caches (`[b, heads, length, head_dim]`) take it:
+
+        - `"update"`: static caches of `max_length` positions, written in place at `index`,
+          with attention masked to positions `0..index`. The shapes never change, so the
+          decode loop compiles; but `slice_update` lowers under TensorFlow to
+          `XlaDynamicUpdateSlice`, which only runs where XLA may compile it.
+        - `"append"`: caches holding exactly the positions decoded so far, concatenated with
+          the new one; nothing to mask. Every op has an ordinary TensorFlow kernel, for graphs
+          served without XLA (`keras_mt3.saved_model.tf_greedy_decoding`).
         """
         key, value = self.project_key_value(inputs)
+        query = self.project_query(inputs)
+        if cache_write == CACHE_APPEND:
+            key_cache = ops.concatenate([key_cache, key], axis=2)
+            value_cache = ops.concatenate([value_cache, value], axis=2)
+            return self.attend(query, key_cache, value_cache), key_cache, value_cache
+        if cache_write != CACHE_UPDATE:
+            raise ValueError(
+                f"cache_write must be {CACHE_UPDATE!r} or {CACHE_APPEND!r}; got {cache_write!r}"
+            )
         key_cache = ops.slice_update(key_cache, (0, 0, index, 0), key)
         value_cache = ops.slice_update(value_cache, (0, 0, index, 0), value)
         visible = ops.arange(ops.shape(key_cache)[2]) <= index
-        outputs = self.attend(
-            self.project_query(inputs), key_cache, value_cache, visible[None, None, :]
-        )
+        outputs = self.attend(query, key_cache, value_cache, visible[None, None, :])
         return outputs, key_cache, value_cache
 
     def get_config(self):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_mt3.layers.attention import CACHE_UPDATE
 from keras_mt3.layers.attention import T5Attention
 from keras_mt3.layers.encoder_layer import LAYER_NORM_EPSILON
 from keras_mt3.layers.encoder_layer import residual_dropout
@@ -77,15 +78,31 @@ class MT3DecoderLayer(keras.layers.Layer):
         transformed = self.mlp(self.pre_mlp_layer_norm(x), training=training)
         return x + self.mlp_dropout(transformed, training=training)
 
-    def call_cached(self, inputs, cross_key, cross_value, self_key_cache, self_value_cache, index):
+    def call_cached(
+        self,
+        inputs,
+        cross_key,
+        cross_value,
+        self_key_cache,
+        self_value_cache,
+        index,
+        cache_write=CACHE_UPDATE,
+    ):
         """One decoding position. Returns `(outputs, self_key_cache, self_value_cache)`.
+
+        `cache_write` is `T5Attention.attend_with_cache`'s: static caches written in place
+        (`"update"`, the default) or caches that grow by this position (`"append"`).
 
         Sublayers are run through `.call`: this runs once per layer per generated token, and
         under eager torch `Layer.__call__`'s bookkeeping costs more than the math itself.
         """
         x = ops.convert_to_tensor(inputs, self.compute_dtype)  # `.call` does not convert
         attended, self_key_cache, self_value_cache = self.self_attention.attend_with_cache(
-            self.pre_self_attention_layer_norm.call(x), self_key_cache, self_value_cache, index
+            self.pre_self_attention_layer_norm.call(x),
+            self_key_cache,
+            self_value_cache,
+            index,
+            cache_write,
         )
         x = x + attended
         query = self.cross_attention.project_query(self.pre_cross_attention_layer_norm.call(x))

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_mt3.layers.attention import CACHE_UPDATE
 from keras_mt3.layers.decoder_layer import MT3DecoderLayer
 from keras_mt3.layers.encoder_layer import LAYER_NORM_EPSILON
 from keras_mt3.layers.encoder_layer import MT3EncoderLayer
@@ -211,11 +212,14 @@ class MT3Backbone(keras.Model):
             self_value=tuple(ops.pad(part, padding) for part in cache["self_value"]),
         )
 
-    def decode_step(self, token_ids, cache, index):
+    def decode_step(self, token_ids, cache, index, cache_write=CACHE_UPDATE):
         """Feeds `token_ids` `[B, 1]` at decoder position `index` (int or scalar tensor).
 
         Returns `(logits [B, vocabulary_size], cache)`; the new cache holds this position's
         self-attention keys/values. Results equal `decode` on the full prefix.
+        `cache_write` is `T5Attention.attend_with_cache`'s: `"update"` writes the static
+        caches of `init_cache(encoded, max_length)` in place; `"append"` grows caches that
+        hold exactly the positions so far (start from `init_cache(encoded, 0)`).
         """
         # `.call` skips per-call layer bookkeeping (see `MT3DecoderLayer.call_cached`).
         x = self.token_embedder.call(token_ids)
@@ -229,6 +233,7 @@ class MT3Backbone(keras.Model):
                 cache["self_key"][i],
                 cache["self_value"][i],
                 index,
+                cache_write,
             )
             self_keys.append(key_cache)
             self_values.append(value_cache)

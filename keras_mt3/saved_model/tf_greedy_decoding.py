@@ -8,12 +8,14 @@ caches (and the output) instead grow by one position per step (`tf.concat` on lo
 of unknown length), so every op has an ordinary CPU/GPU kernel.
 
 A growing cache also means each step attends over exactly the positions decoded so far, so
-there is nothing to mask and no phase schedule is needed. The decoding step mirrors
-`MT3Backbone.decode_step`; tests check that both give the same tokens.
+there is nothing to mask and no phase schedule is needed. The decoding step is
+`MT3Backbone.decode_step` itself, with `cache_write="append"`; tests check that both loops
+give the same tokens.
 """
 
 import tensorflow as tf
 
+from keras_mt3.layers.attention import CACHE_APPEND
 from keras_mt3.models.greedy_decoding import BOS_ID
 from keras_mt3.models.greedy_decoding import EOS_ID
 from keras_mt3.models.greedy_decoding import PAD_ID
@@ -37,14 +39,15 @@ def greedy_decode_without_xla(backbone, encoded, max_length=1024, finished=None)
         return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
 
     def decode_one(step, previous, finished, self_keys, self_values, tokens):
-        logits, self_keys, self_values = _decode_step(
-            backbone, previous, cache["cross_key"], cache["cross_value"], self_keys,
-            self_values, step,
+        step_cache = dict(cache, self_key=self_keys, self_value=self_values)
+        logits, step_cache = backbone.decode_step(
+            previous, step_cache, step, cache_write=CACHE_APPEND
         )
         next_ids = tf.cast(tf.argmax(logits, axis=-1), tf.int32)
         next_ids = tf.where(finished, PAD_ID, next_ids)
         finished = tf.logical_or(finished, tf.equal(next_ids, EOS_ID))
         tokens = tf.concat([tokens, next_ids[:, None]], axis=1)
+        self_keys, self_values = step_cache["self_key"], step_cache["self_value"]
         return step + 1, next_ids[:, None], finished, self_keys, self_values, tokens
 
     state = (
@@ -69,23 +72,3 @@ def greedy_decode_without_xla(backbone, encoded, max_length=1024, finished=None)
     tokens = tf.pad(tokens, [[0, 0], [0, max_length - steps]], constant_values=PAD_ID)
     return tf.ensure_shape(tokens, [None, max_length])
 
-
-def _decode_step(backbone, token_ids, cross_keys, cross_values, self_keys, self_values, index):
-    """`MT3Backbone.decode_step` with caches that grow instead of being written in place."""
-    x = backbone.token_embedder.call(token_ids)
-    x = backbone.decoder_position_embedding.call(x, start_index=index)
-    new_keys, new_values = [], []
-    for i, layer in enumerate(backbone.decoder_layers):
-        attention = layer.self_attention
-        normed = layer.pre_self_attention_layer_norm.call(x)
-        key, value = attention.project_key_value(normed)
-        keys = tf.concat([self_keys[i], key], axis=2)
-        values = tf.concat([self_values[i], value], axis=2)
-        x = x + attention.attend(attention.project_query(normed), keys, values)
-        query = layer.cross_attention.project_query(layer.pre_cross_attention_layer_norm.call(x))
-        x = x + layer.cross_attention.attend(query, cross_keys[i], cross_values[i])
-        x = x + layer.mlp.call(layer.pre_mlp_layer_norm.call(x))
-        new_keys.append(keys)
-        new_values.append(values)
-    logits = backbone.logits_dense.call(backbone.decoder_norm.call(x))
-    return logits[:, 0, :], tuple(new_keys), tuple(new_values)

@@ -84,6 +84,30 @@ def test_cached_steps_equal_causal_attention():
     assert np.all(keras.ops.convert_to_numpy(key_cache)[:, :, length:] == 0)
 
 
+def test_appending_cache_steps_equal_causal_attention():
+    layer = _layer()
+    length = 5
+    x = _inputs(2, length, HIDDEN)
+    causal = np.tril(np.ones((length, length), bool))[None]
+    full = keras.ops.convert_to_numpy(layer(x, attention_mask=causal))
+    key_cache = keras.ops.zeros((2, HEADS, 0, HEAD_DIM))
+    value_cache = keras.ops.zeros((2, HEADS, 0, HEAD_DIM))
+    for index in range(length):
+        step, key_cache, value_cache = layer.attend_with_cache(
+            x[:, index : index + 1], key_cache, value_cache, index, cache_write="append"
+        )
+        step = keras.ops.convert_to_numpy(step)
+        np.testing.assert_allclose(step[:, 0], full[:, index], atol=1e-5)
+        assert tuple(key_cache.shape) == (2, HEADS, index + 1, HEAD_DIM)
+
+
+def test_unknown_cache_write_is_refused():
+    layer = _layer()
+    cache = keras.ops.zeros((1, HEADS, 4, HEAD_DIM))
+    with pytest.raises(ValueError, match="cache_write"):
+        layer.attend_with_cache(_inputs(1, 1, HIDDEN), cache, cache, 0, cache_write="insert")
+
+
 def test_dropout_only_in_training_and_shared_across_queries():
     layer = _layer()
     queries = np.repeat(_inputs(1, 1, HIDDEN), 4, axis=1)  # identical queries
