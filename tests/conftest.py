@@ -33,3 +33,20 @@ def checkpoint_dir():
             f"official MT3 checkpoint not found in {CHECKPOINT_DIR} (set KERAS_MT3_CHECKPOINT_DIR)"
         )
     return CHECKPOINT_DIR
+
+
+@pytest.fixture(scope="session")
+def release_dist(tmp_path_factory):
+    """The sdist and wheel of this checkout, built once per session outside it."""
+    from release_helpers import build_release
+
+    return build_release(tmp_path_factory.mktemp("dist"))
+
+
+@pytest.fixture
+def fresh_venv(tmp_path):
+    """The python of a new virtual environment outside the checkout, without keras-mt3 of its
+    own (see `release_helpers`)."""
+    from release_helpers import make_venv
+
+    return make_venv(tmp_path / "venv")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole suite once per Keras backend. Tests marked `backend_independent`
 # (codec, metrics, I/O) run only under the first backend; everything else runs under all three.
-# Extra arguments go to pytest, e.g. `bash tests/run.sh -x -k codec`.
+# Extra arguments go to pytest, e.g. `bash tests/run.sh -x -k codec`. The release check (build
+# the sdist and wheel, twine check, run the wheel and the notebook from a fresh venv outside the
+# checkout: tests/test_release.py, tests/test_notebook.py) is backend-independent, so it runs once.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 backends=${KERAS_MT3_TEST_BACKENDS:-"jax tensorflow torch"}

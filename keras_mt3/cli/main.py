@@ -5,6 +5,8 @@ import importlib
 import os
 import sys
 
+from keras_mt3.version import __version__
+
 SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export")
 
 
@@ -12,6 +14,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-mt3", description="MT3 music transcription (audio to MIDI) with Keras 3."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--backend",
         choices=("jax", "tensorflow", "torch"),

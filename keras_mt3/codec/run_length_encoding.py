@@ -42,7 +42,7 @@ def time_to_step(time, steps_per_second):
 
 
 def encode_and_index_events(event_times, event_values, encode_event_fn, codec, frame_times,
-                            state_events_fn=None):
+                            state_events_fn=None, stale_final_state=True):
     """Lays timed values out as codec indices on the step grid and indexes them by frame.
 
     Args:
@@ -54,9 +54,16 @@ def encode_and_index_events(event_times, event_values, encode_event_fn, codec, f
         frame_times: ascending start time in seconds of every audio frame.
         state_events_fn: optional () -> list of `Event`s describing the current encoding state.
 
+        stale_final_state: what the frames after the last event's step get as their state
+            section. True (MT3): the state before that step's events, so a segment starting after
+            the last note-off still names the notes that sounded before it; the released
+            checkpoint was trained on these sections. False: the state after the last event
+            (normally nothing sounding), which describes those segments truthfully.
+
     Frame time t starts at the events of step s(t), the smallest s with t < (s + 1) / sps, so
     a segment holds the events at its own first step and none at the next segment's first step.
-    Its state section is the state just before the events of step s(t).
+    Its state section is the state just before the events of step s(t) (but see
+    `stale_final_state`).
     """
     frame_times = np.asarray(frame_times, dtype=np.float64)
     steps_per_second = codec.steps_per_second
@@ -84,19 +91,21 @@ def encode_and_index_events(event_times, event_values, encode_event_fn, codec, f
         return start
 
     last_recorded_step = None
+    last_state_start = None
     for position in order:
         # A step without events shares the state of the next step that has some, which is
         # recorded where `state_events` ends now.
         advance_to(time_to_step(event_times[position], steps_per_second), len(state_events))
         if current_step != last_recorded_step:
-            record_state()
+            last_state_start = record_state()
             last_recorded_step = current_step
         new_events = encode_event_fn(event_values[position])
         events.extend(codec.encode_event(event) for event in new_events)
-    # Steps after the last event get the state after it. (MT3 gives them the state before the
-    # last step's events, which names notes that already ended; the decoder counts those as
-    # invalid, so using the true state changes no decoded note.)
-    final_state_start = record_state()
+    # MT3 never records the state after the last event: later steps keep the last step's.
+    if stale_final_state and last_state_start is not None:
+        final_state_start = last_state_start
+    else:
+        final_state_start = record_state()
 
     # Continue the grid until it passes the last frame (a frame exactly on a step boundary needs
     # the following step too).

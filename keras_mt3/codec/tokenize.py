@@ -46,11 +46,14 @@ class EncodedNoteSequence(IndexedEvents):
         return len(self.event_start_indices)
 
 
-def encode_note_sequence(note_sequence, frame_times, vocabulary):
+def encode_note_sequence(note_sequence, frame_times, vocabulary, stale_final_ties=True):
     """Encodes a NoteSequence against the audio frames starting at `frame_times` (seconds).
 
     The sustain pedal is applied first. Drums contribute onsets only. Raises `KerasMT3Error`
-    for notes the vocabulary cannot represent.
+    for notes the vocabulary cannot represent. `stale_final_ties` (default True, as MT3): the
+    tie section of a segment starting after the last event's step names the notes sounding
+    before that step, as in the targets the released checkpoint was trained on; False names
+    the notes actually sounding (see `encode_and_index_events`).
     """
     vocabulary = get_vocabulary(vocabulary)
     frame_times = np.asarray(frame_times, dtype=np.float64)
@@ -79,6 +82,7 @@ def encode_note_sequence(note_sequence, frame_times, vocabulary):
         codec=vocabulary.codec,
         frame_times=frame_times,
         state_events_fn=None if state is None else lambda: note_encoding.tie_section_events(state),
+        stale_final_state=stale_final_ties,
     )
     fields = {field.name: getattr(indexed, field.name) for field in dataclasses.fields(indexed)}
     return EncodedNoteSequence(**fields, vocabulary=vocabulary)
@@ -114,17 +118,20 @@ def segment_tokens(encoded, start_frame, end_frame, vocabulary=None):
     return np.append(vocabulary.codec_indices_to_model_ids(events), np.int32(EOS_ID))
 
 
-def note_sequence_to_segment_tokens(note_sequence, num_frames, vocabulary, frames_per_segment=None):
+def note_sequence_to_segment_tokens(
+    note_sequence, num_frames, vocabulary, frames_per_segment=None, stale_final_ties=True
+):
     """Targets of consecutive segments of `frames_per_segment` frames (default: the
     vocabulary's `input_frames`), as at inference: frame i starts at i / 125 s. The last segment
-    is shorter when `num_frames` is not a multiple and also holds every event after the audio."""
+    is shorter when `num_frames` is not a multiple and also holds every event after the audio.
+    `stale_final_ties` as in `encode_note_sequence`."""
     vocabulary = get_vocabulary(vocabulary)
     if frames_per_segment is None:
         frames_per_segment = vocabulary.input_frames
     if num_frames < 1 or frames_per_segment < 1:
         raise KerasMT3Error("num_frames and frames_per_segment must be positive")
     encoded = encode_note_sequence(
-        note_sequence, np.arange(num_frames) / FRAMES_PER_SECOND, vocabulary
+        note_sequence, np.arange(num_frames) / FRAMES_PER_SECOND, vocabulary, stale_final_ties
     )
     return [
         segment_tokens(encoded, start, min(start + frames_per_segment, num_frames), vocabulary)

@@ -11,6 +11,11 @@ keeps, per pair, the 16 kHz audio and the `EncodedNoteSequence`:
 - `cache=None`: nothing is kept; every visit reloads the files.
 
 Pairs that cannot be used are recorded in the `SkipLog` once and never retried (on disk too).
+
+By default the targets are MT3's own: overlapping repeats of a note are trimmed only where MT3
+trims them (pairs with `trim_overlaps` set: Slakh training tracks), and tie sections after a
+clip's last event keep MT3's stale state. `trim_overlaps="all"` and `stale_final_ties=False`
+remove both quirks, for models that need not match the released checkpoint's training data.
 """
 
 import dataclasses
@@ -32,7 +37,12 @@ from keras_mt3.data.windows import clip_frame_count, frame_times
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.utils import atomic_write
 
-CACHE_FORMAT_VERSION = 1
+# 2: targets as MT3's by default (trimming per dataset, stale final tie sections).
+CACHE_FORMAT_VERSION = 2
+# `trim_overlaps` values: trim where the pair says MT3 trims, or every pair.
+TRIM_AS_MT3 = "mt3"
+TRIM_ALL = "all"
+TRIM_OVERLAPS = (TRIM_AS_MT3, TRIM_ALL)
 _ENCODED_ARRAYS = (
     "events",
     "event_start_indices",
@@ -65,6 +75,11 @@ class ClipStore:
         cache: `"memory"`, a directory, or None (see the module docstring).
         skip_log: where skipped pairs are recorded (a new `SkipLog` by default).
         max_midi_overrun_seconds: how far notes may run past the end of the audio.
+        trim_overlaps: `"mt3"` trims overlapping repeats of a note only in pairs whose
+            `trim_overlaps` is set (MT3's choice: Slakh training data); `"all"` trims every
+            pair, so that no target holds repeats its decoding would merge.
+        stale_final_ties: MT3's tie sections after a clip's last event (see
+            `encode_note_sequence`); False names the notes actually sounding there.
     """
 
     def __init__(
@@ -74,8 +89,13 @@ class ClipStore:
         cache="memory",
         skip_log=None,
         max_midi_overrun_seconds=loading.DEFAULT_MAX_MIDI_OVERRUN_SECONDS,
+        trim_overlaps=TRIM_AS_MT3,
+        stale_final_ties=True,
     ):
+        check_trim_overlaps(trim_overlaps)
         self.pairs = list(pairs)
+        self.trim_overlaps = trim_overlaps
+        self.stale_final_ties = bool(stale_final_ties)
         self.vocabulary = get_vocabulary(vocabulary)
         self.skip_log = SkipLog() if skip_log is None else skip_log
         self.max_midi_overrun_seconds = float(max_midi_overrun_seconds)
@@ -137,7 +157,11 @@ class ClipStore:
             if cached is not None:
                 return cached
         try:
-            audio, note_sequence = loading.load_pair(pair, self.max_midi_overrun_seconds)
+            audio, note_sequence = loading.load_pair(
+                pair,
+                self.max_midi_overrun_seconds,
+                trim_overlaps=True if self.trim_overlaps == TRIM_ALL else None,
+            )
             encoded = self._encode(note_sequence, audio)
         except loading.DataPairError as error:
             if key is not None:
@@ -152,7 +176,10 @@ class ClipStore:
     def _encode(self, note_sequence, audio):
         try:
             return encode_note_sequence(
-                note_sequence, frame_times(clip_frame_count(audio)), self.vocabulary
+                note_sequence,
+                frame_times(clip_frame_count(audio)),
+                self.vocabulary,
+                stale_final_ties=self.stale_final_ties,
             )
         except KerasMT3Error as error:
             raise loading.DataPairError(loading.UNENCODABLE_NOTES, str(error)) from None
@@ -169,6 +196,8 @@ class ClipStore:
             "cache_token": pair.cache_token,
             "vocabulary": dataclasses.asdict(self.vocabulary),
             "max_midi_overrun_seconds": self.max_midi_overrun_seconds,
+            "trim_overlaps": pair.trim_overlaps or self.trim_overlaps == TRIM_ALL,
+            "stale_final_ties": self.stale_final_ties,
         }
         encoded = json.dumps(fingerprint, sort_keys=True, default=str).encode()
         return hashlib.sha256(encoded).hexdigest()[:32]
@@ -208,6 +237,11 @@ class ClipStore:
         _, _, skip_path = self._paths(key)
         with atomic_write(skip_path, "w") as handle:
             json.dump({"reason": error.reason, "details": error.details}, handle)
+
+
+def check_trim_overlaps(value):
+    if value not in TRIM_OVERLAPS:
+        raise KerasMT3Error(f"trim_overlaps must be one of {TRIM_OVERLAPS}, got {value!r}")
 
 
 def _fingerprint(source):

@@ -43,11 +43,13 @@ class LoadedPair(NamedTuple):
     note_sequence: music_pb2.NoteSequence
 
 
-def load_pair(pair, max_midi_overrun_seconds=DEFAULT_MAX_MIDI_OVERRUN_SECONDS):
+def load_pair(
+    pair, max_midi_overrun_seconds=DEFAULT_MAX_MIDI_OVERRUN_SECONDS, trim_overlaps=None
+):
     """Loads and checks a pair; raises `DataPairError` when it cannot be trained on.
 
-    The notes are returned with overlapping repeats of the same note trimmed
-    (`trim_overlapping_notes`), as MT3 does for its training data.
+    Overlapping repeats of a note are trimmed (`trim_overlapping_notes`) when `trim_overlaps`
+    says so; None leaves it to the pair (`pair.trim_overlaps`: MT3's choice for its dataset).
     """
     note_sequence = _load_notes(pair)
     if not note_sequence.notes:
@@ -60,14 +62,18 @@ def load_pair(pair, max_midi_overrun_seconds=DEFAULT_MAX_MIDI_OVERRUN_SECONDS):
             AUDIO_TOO_SHORT,
             f"the audio lasts {audio_seconds:.2f} s but its notes run to {notes_end:.2f} s",
         )
-    return LoadedPair(audio, trim_overlapping_notes(note_sequence))
+    if pair.trim_overlaps if trim_overlaps is None else trim_overlaps:
+        note_sequence = trim_overlapping_notes(note_sequence)
+    return LoadedPair(audio, note_sequence)
 
 
 def trim_overlapping_notes(note_sequence):
     """A copy where a note that is struck again while still sounding ends at the new onset.
 
     Overlapping notes of one (program, pitch, is_drum) cannot be told apart in MT3's event
-    stream, so they would decode differently from how they were encoded.
+    stream, so they would decode differently from how they were encoded. MT3 trims only its
+    Slakh training data (where stems of one class share a program); for other data, trimming
+    makes targets that decode back to their notes, at the cost of differing from MT3's.
     """
     trimmed = music_pb2.NoteSequence()
     trimmed.CopyFrom(note_sequence)
@@ -75,7 +81,9 @@ def trim_overlapping_notes(note_sequence):
     for note in trimmed.notes:
         by_key[(note.program, note.pitch, note.is_drum)].append(note)
     for notes in by_key.values():
-        notes.sort(key=lambda note: (note.start_time, note.end_time))
+        # By onset only, keeping the sequence's order at equal onsets, as MT3 does: of notes
+        # struck together, the last listed is the one kept.
+        notes.sort(key=lambda note: note.start_time)
         for earlier, later in zip(notes, notes[1:]):
             if earlier.end_time > later.start_time:
                 earlier.end_time = later.start_time

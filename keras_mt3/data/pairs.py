@@ -27,6 +27,9 @@ class TranscriptionPair:
         sample_rate: the rate of array `audio` (ignored for files, which carry their own).
         cache_token: anything that changes when a callable's output would change; it is part
             of the disk-cache key (files are keyed by path, size and modification time).
+        trim_overlaps: end a note where the same note (program, pitch, drum) is struck again
+            while it still sounds, before encoding. MT3 does this only for its Slakh training
+            data, so only `slakh_pairs` sets it (see `loading.trim_overlapping_notes`).
     """
 
     name: str
@@ -36,6 +39,7 @@ class TranscriptionPair:
     split: Optional[str] = None
     sample_rate: Optional[int] = None
     cache_token: str = ""
+    trim_overlaps: bool = False
 
     def __post_init__(self):
         if isinstance(self.audio, np.ndarray) and not self.sample_rate:

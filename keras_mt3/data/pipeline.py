@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from keras_mt3.codec.vocabulary import PROGRAM_GRANULARITIES, get_vocabulary
 from keras_mt3.data import loading
-from keras_mt3.data.clip_store import ClipStore
+from keras_mt3.data.clip_store import TRIM_AS_MT3, ClipStore, check_trim_overlaps
 from keras_mt3.data.mixture import MT3_MIXING_TEMPERATURE, mixture_rates
 from keras_mt3.data.skip_log import SkipLog
 from keras_mt3.data.tf_log_mel import tf_log_mel
@@ -55,6 +55,10 @@ class TrainingDataConfig:
         cache: `"memory"`, a directory for an on-disk cache, or None (see `ClipStore`).
         mixing_temperature: T of the dataset mixture (rate ∝ size ** (1 / T)).
         max_midi_overrun_seconds: skip pairs whose notes run longer past the audio's end.
+        trim_overlaps: `"mt3"` (default) trims overlapping repeats of a note where MT3 does
+            (Slakh training tracks); `"all"` trims every dataset (see `ClipStore`).
+        stale_final_ties: True (default, MT3): windows starting after a clip's last event get
+            MT3's stale tie section; False: the notes actually sounding (see `ClipStore`).
         num_parallel_calls: clips loaded / windows cut in parallel (AUTOTUNE by default).
         seed: makes the window stream reproducible (None: different every run).
     """
@@ -70,6 +74,8 @@ class TrainingDataConfig:
     cache: Any = "memory"
     mixing_temperature: float = MT3_MIXING_TEMPERATURE
     max_midi_overrun_seconds: float = loading.DEFAULT_MAX_MIDI_OVERRUN_SECONDS
+    trim_overlaps: str = TRIM_AS_MT3
+    stale_final_ties: bool = True
     num_parallel_calls: int = AUTOTUNE
     seed: Optional[int] = None
 
@@ -80,6 +86,7 @@ class TrainingDataConfig:
                 f"program_granularity {granularity!r} is unknown; use one of "
                 f"{sorted(PROGRAM_GRANULARITIES)}"
             )
+        check_trim_overlaps(self.trim_overlaps)
         for name in ("target_length", "batch_size", "windows_per_visit"):
             if getattr(self, name) < 1:
                 raise KerasMT3Error(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -122,6 +129,8 @@ def window_dataset(pairs, config, *, windows=RANDOM_WINDOWS, skip_log=None, stor
             cache=config.cache,
             skip_log=skip_log,
             max_midi_overrun_seconds=config.max_midi_overrun_seconds,
+            trim_overlaps=config.trim_overlaps,
+            stale_final_ties=config.stale_final_ties,
         )
     seed = config.seed if seed is None else seed
     cut = _window_cutter(store, config, windows)

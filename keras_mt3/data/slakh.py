@@ -9,12 +9,17 @@ Programs: MT3 trains Slakh with one program per instrument class (the `full` gra
 Table 7). A stem's General MIDI `program_num` is mapped to its class's program: the largest
 class program not above it (e.g. 30 Overdriven/Distortion Guitar -> 29, 34 Picked Bass -> 33).
 Drum stems become `is_drum` notes. `program_map="original"` keeps the MIDI programs instead.
+
+As in MT3, each stem's sustain pedal is applied to its own notes, and tracks used for training
+(every split but validation and test) get overlapping repeats of a note trimmed afterwards:
+stems of one class share a program, so their notes can overlap, which the codec cannot encode.
 """
 
 import functools
 import pathlib
 
 import yaml
+from note_seq import sequences_lib
 from note_seq.protobuf import music_pb2
 
 from keras_mt3.data.pairs import TranscriptionPair
@@ -23,6 +28,8 @@ from keras_mt3.midi_io import load_midi
 
 DATASET = "slakh"
 SPLITS = ("train", "validation", "test")
+# MT3 keeps the notes of its Slakh evaluation tracks as they are.
+UNTRIMMED_SPLITS = ("validation", "test")
 MIX_FILES = ("mix.flac", "mix.wav")
 # Slakh2100 instrument classes and the program MT3 writes for each (reference §2.5).
 SLAKH_CLASS_PROGRAMS = {
@@ -91,13 +98,15 @@ def slakh_pairs(root, split=None, program_map="classes"):
                 dataset=DATASET,
                 split=track_split,
                 cache_token=f"slakh:{program_map}:{_source_stamp(track)}",
+                trim_overlaps=track_split not in UNTRIMMED_SPLITS,
             )
         )
     return pairs
 
 
 def load_slakh_notes(track, program_map="classes"):
-    """One NoteSequence with the notes of every rendered stem of a track folder."""
+    """One NoteSequence with the notes of every rendered stem of a track folder, each stem's
+    sustain pedal applied."""
     track = pathlib.Path(track)
     metadata_path = track / "metadata.yaml"
     if not metadata_path.is_file():
@@ -121,8 +130,8 @@ def load_slakh_notes(track, program_map="classes"):
         program = 0 if is_drum else int(stem.get("program_num", 0))
         if program_map == "classes" and not is_drum:
             program = slakh_class_program(program)
-        stem_notes = load_midi(midi_path)
-        # Each stem keeps its own instrument number so its sustain pedal only holds its notes.
+        # Before stems are merged (and trimmed), so a pedal holds only its own stem's notes.
+        stem_notes = sequences_lib.apply_sustain_control_changes(load_midi(midi_path))
         for note in stem_notes.notes:
             combined.notes.add(
                 pitch=note.pitch,
@@ -132,15 +141,6 @@ def load_slakh_notes(track, program_map="classes"):
                 program=program,
                 is_drum=is_drum,
                 instrument=instrument,
-            )
-        for change in stem_notes.control_changes:
-            combined.control_changes.add(
-                time=change.time,
-                control_number=change.control_number,
-                control_value=change.control_value,
-                instrument=instrument,
-                program=program,
-                is_drum=is_drum,
             )
     combined.total_time = max((note.end_time for note in combined.notes), default=0.0)
     return combined

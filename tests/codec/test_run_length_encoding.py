@@ -108,7 +108,7 @@ def test_events_at_a_frames_own_step_start_its_segment():
     assert indexed.state_events.size == 0
 
 
-def test_state_sections_are_the_state_before_each_frames_first_step():
+def encode_with_state(stale_final_state):
     active = []
 
     def encode(value):
@@ -125,6 +125,7 @@ def test_state_sections_are_the_state_before_each_frames_first_step():
         codec=CODEC,
         frame_times=np.arange(8) / 125,
         state_events_fn=lambda: [Event("pitch", v) for v in sorted(active)] + [Event("shift", 0)],
+        stale_final_state=stale_final_state,
     )
 
     def state_at(frame):
@@ -132,14 +133,25 @@ def test_state_sections_are_the_state_before_each_frames_first_step():
         end = start + list(indexed.state_events[start:]).index(0)
         return [i - PITCH for i in indexed.state_events[start:end]]
 
+    return [state_at(f) for f in range(8)]
+
+
+def test_state_sections_are_the_state_before_each_frames_first_step():
     # Frame time -> first step -> notes sounding before that step's events.
-    assert [state_at(f) for f in range(8)] == [
+    assert encode_with_state(stale_final_state=True) == [
         [],  # 0 ms -> step 0
         [],  # 8 ms -> step 0
         [1],  # 16 ms -> step 1
         [1],  # 24 ms -> step 2: pitch 2 starts at this step, inside the segment
         [1, 2],  # 32 ms -> step 3: pitch 1 ends at this step, so it still sounds before it
-        [2],  # 40 ms -> step 4, after the last event
-        [2],
-        [2],
+        # 40 ms on -> step 4, after the last event: MT3 keeps the state before step 3's events
+        [1, 2],
+        [1, 2],
+        [1, 2],
     ]
+
+
+def test_true_final_state_after_the_last_event_on_request():
+    states = encode_with_state(stale_final_state=False)
+    assert states[:5] == encode_with_state(stale_final_state=True)[:5]
+    assert states[5:] == [[2], [2], [2]]  # pitch 1 has ended

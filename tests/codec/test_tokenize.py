@@ -174,18 +174,26 @@ def sounding_notes_from_tie_section(tokens):
         max_size=12,
     ),
     start_frame=st.integers(0, 99),
+    stale_final_ties=st.booleans(),
 )
-def test_a_window_at_any_frame_names_the_notes_sounding_before_its_first_step(notes, start_frame):
+def test_a_window_at_any_frame_names_the_notes_sounding_before_its_first_step(
+    notes, start_frame, stale_final_ties
+):
     ns = music_pb2.NoteSequence()
     for pitch, program, start_ms, duration_ms in notes:
         ns.notes.add(pitch=pitch, program=program, start_time=start_ms / 1000,
                      end_time=(start_ms + duration_ms) / 1000, velocity=100)
-    encoded = encode_note_sequence(ns, np.arange(100) / 125, "mt3")
+    encoded = encode_note_sequence(ns, np.arange(100) / 125, "mt3", stale_final_ties)
     tokens = segment_tokens(encoded, start_frame, 100).tolist()
     first_step = 4 * start_frame // 5  # floor(100 * frame / 125)
     # The encoder's state is keyed by (pitch, program). Events are ordered by their unrounded
     # times (offsets first at equal times); the window's tie section is the state after every
-    # event whose rounded step is before its first step.
+    # event whose rounded step is before its first step. MT3 records no state after the last
+    # event's step, so a window starting later gets the state before that step's events.
+    last_step = max((round((start + duration) / 10) for _, _, start, duration in notes),
+                    default=first_step)
+    if stale_final_ties:
+        first_step = min(first_step, last_step)
     expected = set()
     for key in {(program, pitch) for pitch, program, _, _ in notes}:
         events = []

@@ -5,6 +5,9 @@ import json
 
 import pytest
 
+from keras_mt3.codec.detokenize import tokens_to_note_sequence
+from keras_mt3.codec.tokenize import segment_tokens
+from keras_mt3.data.clip_store import ClipStore
 from keras_mt3.data.folder_dataset import folder_pairs
 from keras_mt3.data.guitarset import guitarset_pairs
 from keras_mt3.data.loading import load_pair
@@ -149,6 +152,63 @@ def test_slakh_stems_get_class_programs_drums_and_unrendered_stems_are_left_out(
 def test_slakh_class_programs_match_mt3_table():
     assert [slakh_class_program(p) for p in (0, 3, 5, 25, 27, 31, 35, 45, 62, 65, 75, 90, 127)] == [
         0, 0, 4, 24, 26, 29, 33, 43, 61, 64, 73, 88, 88,
+    ]
+
+
+OVERLAP_METADATA = """\
+stems:
+  S00: {audio_rendered: true, inst_class: Guitar, is_drum: false, program_num: 30}
+  S01: {audio_rendered: true, inst_class: Guitar, is_drum: false, program_num: 29}
+  S02: {audio_rendered: true, inst_class: Drums, is_drum: true, program_num: 0}
+  S03: {audio_rendered: true, inst_class: Drums, is_drum: true, program_num: 0}
+"""
+
+
+def make_overlapping_slakh_track(root, split):
+    """Two distorted-guitar stems (both class program 29) playing pitch 50, the first held by
+    its sustain pedal past the second's onset, and two drum stems hitting 36 together."""
+    track = root / split / "Track00001"
+    (track / "MIDI").mkdir(parents=True)
+    (track / "metadata.yaml").write_text(OVERLAP_METADATA)
+    write_audio(track / "mix.flac", 1.5)
+    held = note_sequence([(50, 0.1, 0.3)])
+    held.control_changes.add(time=0.2, control_number=64, control_value=127)
+    held.control_changes.add(time=1.0, control_number=64, control_value=0)
+    save_midi(held, track / "MIDI" / "S00.mid")
+    save_midi(note_sequence([(50, 0.5, 0.6)]), track / "MIDI" / "S01.mid")
+    save_midi(note_sequence([(36, 0.2, 0.3, 0, True)]), track / "MIDI" / "S02.mid")
+    save_midi(note_sequence([(36, 0.2, 0.25, 0, True)]), track / "MIDI" / "S03.mid")
+
+
+def test_slakh_training_tracks_trim_overlapping_repeats_after_the_sustain_pedal(tmp_path):
+    make_overlapping_slakh_track(tmp_path, "train")
+    make_overlapping_slakh_track(tmp_path, "validation")
+    train, validation = slakh_pairs(tmp_path)
+    assert train.split == "train" and train.trim_overlaps and not validation.trim_overlaps
+    # The pedal holds S00's note to 1.0 s; trimming then ends it at S01's onset (trimming
+    # before the pedal would have missed that overlap). Of the drum hits struck together, the
+    # later stem's is kept, as MT3 keeps the last listed.
+    assert notes_of(train) == [
+        (36, 0.2, 0.25, 0, True),
+        (50, 0.1, 0.5, 29, False),
+        (50, 0.5, 0.6, 29, False),
+    ]
+    # The training targets carry the trimmed notes.
+    clip = ClipStore([train], "mt3").get(0)
+    decoded = tokens_to_note_sequence(
+        [segment_tokens(clip.encoded, 0, clip.num_frames)], [0.0], "mt3"
+    )
+    assert decoded.num_invalid_events == 0
+    assert sorted(
+        (n.pitch, round(n.start_time * 100), round(n.end_time * 100), n.is_drum)
+        for n in decoded.note_sequence.notes
+    ) == [(36, 20, 21, True), (50, 10, 50, False), (50, 50, 60, False)]
+    # MT3 evaluates on Slakh's notes as they are.
+    assert notes_of(validation) == [
+        (36, 0.2, 0.25, 0, True),
+        (36, 0.2, 0.3, 0, True),
+        (50, 0.1, 1.0, 29, False),
+        (50, 0.5, 0.6, 29, False),
     ]
 
 
