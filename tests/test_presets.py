@@ -480,6 +480,20 @@ def test_damaged_cache_is_repaired_by_the_next_run(tiny, preset):
     np.testing.assert_array_equal(params[EMBEDDING], tiny.params[EMBEDDING])
 
 
+def test_checkpoint_dir_environment_variable_is_verified_but_never_changed(tiny, monkeypatch):
+    monkeypatch.setenv(presets.CHECKPOINT_DIR_ENV, str(tiny.served))
+    params = presets.load_checkpoint(HASHED, cache_dir=tiny.cache)
+    np.testing.assert_array_equal(params[EMBEDDING], tiny.params[EMBEDDING])
+    # A damaged copy of the official checkpoint is reported, and left as it is.
+    _write_chunk(tiny.served, EMBEDDING, "0.0", np.zeros((3, 4)))
+    before = {path: path.read_bytes() for path in _all_files(tiny.served)}
+    with pytest.raises(CheckpointError, match="embedding/0.0 differs from the official") as info:
+        presets.load_checkpoint(HASHED, cache_dir=tiny.cache)
+    assert "removed" not in str(info.value)
+    assert {path: path.read_bytes() for path in _all_files(tiny.served)} == before
+    assert not tiny.cache.exists()
+
+
 def test_local_directories_are_checked_but_never_changed(tiny, t5x_checkpoint_writer):
     # The user's own checkpoint (not the official `checkpoint` file): read without hashes,
     # still checked for layout and finite values.
