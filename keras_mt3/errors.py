@@ -10,7 +10,15 @@ class AudioLoadError(KerasMT3Error):
 
 
 class CheckpointError(KerasMT3Error):
-    """A checkpoint directory is missing, incomplete, corrupt or does not match the model."""
+    """A checkpoint directory is missing, incomplete, corrupt or does not match the model.
+
+    `files` names the damaged files (relative to the checkpoint directory) when they are known,
+    so that a cached download can drop exactly those and fetch them again.
+    """
+
+    def __init__(self, message, files=()):
+        super().__init__(message)
+        self.files = tuple(files)
 
 
 class PresetError(KerasMT3Error):

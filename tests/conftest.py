@@ -1,13 +1,19 @@
-"""Shared fixtures: where the test data lives and how to skip without it.
+"""Shared fixtures: where the test data lives and how to skip without it, and small T5X
+checkpoints built on disk (flax msgpack tree + zarr v2 folders) for reader and download tests.
 
 Test data (the official checkpoint and the original MT3's reference outputs) is read from
 ``$KERAS_MT3_TEST_DATA`` (default: ``../shared`` beside the repository). Tests that need it skip
 with a clear reason on a machine that lacks it.
 """
 
+import gzip
+import json
+import math
 import os
 import pathlib
 
+import msgpack
+import numpy as np
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -50,3 +56,100 @@ def fresh_venv(tmp_path):
     from release_helpers import make_venv
 
     return make_venv(tmp_path / "venv")
+
+
+# ---- small T5X checkpoints ------------------------------------------------------------------
+
+
+def _pack_array(array):
+    payload = msgpack.packb((list(array.shape), array.dtype.name, array.tobytes("C")))
+    return msgpack.ExtType(1, payload)
+
+
+def _pack_numpy_scalar(value):
+    payload = msgpack.packb(((), value.dtype.name, value.tobytes()))
+    return msgpack.ExtType(3, payload)
+
+
+def _nest(flat):
+    tree = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split("/")
+        node = tree
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return tree
+
+
+def _zarr_spec(folder_name, array, chunks):
+    return {
+        "driver": "zarr",
+        "dtype": str(array.dtype),
+        "kvstore": {"driver": "gfile", "path": folder_name + "/"},
+        "metadata": {
+            "chunks": list(chunks),
+            "compressor": {"id": "gzip", "level": 1},
+            "dtype": "<f4",
+            "shape": list(array.shape),
+        },
+    }
+
+
+def _write_zarr(folder, array, chunks):
+    folder.mkdir()
+    metadata = {
+        "chunks": list(chunks),
+        "compressor": {"id": "gzip", "level": 1},
+        "dimension_separator": ".",
+        "dtype": "<f4",
+        "fill_value": None,
+        "filters": None,
+        "order": "C",
+        "shape": list(array.shape),
+        "zarr_format": 2,
+    }
+    (folder / ".zarray").write_text(json.dumps(metadata))
+    grid = [range(math.ceil(size / chunk)) for size, chunk in zip(array.shape, chunks)]
+    for index in np.ndindex(*[len(axis) for axis in grid]):
+        # Zarr v2 stores edge chunks at full chunk size, padded.
+        block = np.zeros(chunks, dtype="<f4")
+        region = tuple(slice(i * c, (i + 1) * c) for i, c in zip(index, chunks))
+        piece = array[region]
+        block[tuple(slice(0, n) for n in piece.shape)] = piece
+        (folder / ".".join(map(str, index))).write_bytes(gzip.compress(block.tobytes(), 1))
+
+
+def write_t5x_checkpoint(directory, params, inline=(), chunks=None, step=1000):
+    """Writes `params` ({t5x name: float32 array}) as a T5X checkpoint in `directory`.
+
+    Names in `inline` are stored inside the msgpack tree, the rest as zarr folders named like
+    T5X's (`target.` + dotted name). `chunks` maps names to a zarr chunk shape (default: one
+    chunk). Returns `directory`.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    chunks = chunks or {}
+    target = {}
+    for name, array in params.items():
+        array = np.asarray(array, dtype="float32")
+        if name in inline:
+            target[name] = _pack_array(array)
+            continue
+        folder_name = "target." + name.replace("/", ".")
+        chunk_shape = tuple(chunks.get(name, array.shape))
+        target[name] = _zarr_spec(folder_name, array, chunk_shape)
+        _write_zarr(directory / folder_name, array, chunk_shape)
+    tree = {
+        "version": 3,
+        "optimizer": {
+            "target": _nest(target),
+            "state": {"step": _pack_numpy_scalar(np.int32(step)), "param_states": {}},
+        },
+    }
+    (directory / "checkpoint").write_bytes(msgpack.packb(tree))
+    return directory
+
+
+@pytest.fixture
+def t5x_checkpoint_writer():
+    return write_t5x_checkpoint

@@ -8,6 +8,7 @@ import tempfile
 
 import numpy as np
 
+from keras_mt3.checkpoints.t5x_checkpoint import preview_names
 from keras_mt3.errors import CheckpointError
 from keras_mt3.errors import PresetError
 
@@ -89,14 +90,15 @@ def load_t5x_weights(backbone, params):
     problems = []
     if missing:
         problems.append(
-            f"{len(missing)} weight(s) missing from the checkpoint: {_preview(missing)}"
+            f"{len(missing)} weight(s) missing from the checkpoint: {preview_names(missing)}"
         )
     if unused:
         problems.append(
-            f"{len(unused)} checkpoint parameter(s) the model has no place for: {_preview(unused)}"
+            f"{len(unused)} checkpoint parameter(s) the model has no place for: "
+            + preview_names(unused)
         )
     if wrong_shapes:
-        problems.append(f"{len(wrong_shapes)} shape mismatch(es): {_preview(wrong_shapes)}")
+        problems.append(f"{len(wrong_shapes)} shape mismatch(es): {preview_names(wrong_shapes)}")
     if problems:
         raise CheckpointError(
             "the checkpoint does not match the MT3Backbone configuration ("
@@ -230,8 +232,3 @@ def _vocabulary_name(vocabulary):
 def _count_layers(params, stack):
     indices = {name.split("/")[1] for name in params if name.startswith(f"{stack}/layers_")}
     return len(indices)
-
-
-def _preview(names, limit=8):
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")

@@ -67,12 +67,12 @@ class MT3Transcriber(keras.Model):
             backbone, vocabulary = convert_t5x.load_backbone_from_preset_dir(source)
             return cls(backbone, vocabulary=vocabulary, **kwargs)
         preset_name = preset if preset in presets.PRESETS else "mt3"
-        directory = presets.resolve_checkpoint_dir(
-            checkpoint_dir or preset, download=download, progress=progress
+        params = presets.load_checkpoint(
+            checkpoint_dir or preset, preset=preset_name, download=download, progress=progress
         )
         spec = presets.PRESETS[preset_name]
         backbone = MT3Backbone(**spec.get("backbone", {}))
-        convert_t5x.load_t5x_weights(backbone, _read_checkpoint(directory, progress))
+        convert_t5x.load_t5x_weights(backbone, params)
         return cls(backbone, vocabulary=spec["vocabulary"], **kwargs)
 
     def get_config(self):
@@ -220,9 +220,3 @@ def padded_batch_size(count, batch_size):
 
 def _is_path(source):
     return isinstance(source, (str, pathlib.Path))
-
-
-def _read_checkpoint(directory, progress):
-    from keras_mt3.checkpoints.t5x_checkpoint import read_t5x_checkpoint
-
-    return read_t5x_checkpoint(directory, progress=progress)

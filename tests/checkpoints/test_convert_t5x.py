@@ -162,3 +162,17 @@ def test_official_checkpoint_round_trips_through_a_preset(tmp_path, checkpoint_d
         "decoder_token_ids": np.array([[0, 1131, 1061, 1019]], "int32"),
     }
     np.testing.assert_array_equal(_numpy(loaded(inputs)), _numpy(direct(inputs)))
+
+
+@pytest.mark.backend_independent
+@pytest.mark.parametrize("preset", ["mt3", "ismir2021"])
+def test_preset_manifest_describes_the_model_it_builds(preset):
+    # The manifests are what downloads are checked against; they must list exactly the
+    # parameters, T5X shapes and dtype that loading into the preset's backbone requires.
+    from keras_mt3 import presets
+
+    backbone = MT3Backbone(**presets.PRESETS[preset]["backbone"])
+    required = {name: list(shape) for name, (_, shape) in t5x_variable_map(backbone).items()}
+    parameters = presets.load_manifest(preset)["parameters"]
+    assert {name: entry["shape"] for name, entry in parameters.items()} == required
+    assert {entry["dtype"] for entry in parameters.values()} == {"float32"}

@@ -1,5 +1,7 @@
 import gzip
+import hashlib
 import json
+import tracemalloc
 
 import msgpack
 import numpy as np
@@ -137,6 +139,96 @@ def test_unreadable_zarray(checkpoint):
     (checkpoint / _folder(KERNEL) / ".zarray").write_text("{not json")
     with pytest.raises(CheckpointError, match=f"{KERNEL}.*unreadable"):
         read_t5x_checkpoint(checkpoint)
+
+
+def _edit_zarray(checkpoint, name, **changes):
+    zarray = checkpoint / _folder(name) / ".zarray"
+    zarray.write_text(json.dumps({**json.loads(zarray.read_text()), **changes}))
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"dimension_separator": "/../../escaped/"}, "dimension_separator '/../../escaped/' is"),
+        ({"dtype": "|O"}, "dtype '|O', not a float type"),
+        ({"chunks": [0, 4]}, r"invalid shape \[7, 6\] or chunks \[0, 4\]"),
+        ({"shape": [7, "6"]}, r"invalid shape \[7, '6'\]"),
+        ({"shape": [2**40, 2**40], "chunks": [1, 1]}, "chunks, more than 65536"),
+        ({"shape": [2**17, 2**17], "chunks": [2**17, 2**17]}, "bytes, more than 4294967296"),
+    ],
+)
+def test_invalid_zarray_is_refused_before_anything_is_allocated(checkpoint, changes, match):
+    _edit_zarray(checkpoint, EMBEDDING, **changes)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=f"{EMBEDDING}.*{match}") as info:
+            read_t5x_checkpoint(checkpoint)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20
+    assert info.value.files == (f"{_folder(EMBEDDING)}/.zarray",)
+    assert not (checkpoint.parent / "escaped").exists()
+
+
+def test_chunk_that_inflates_past_its_size(checkpoint):
+    chunk = checkpoint / _folder(KERNEL) / "0.0"
+    chunk.write_bytes(gzip.compress(np.zeros(10**6, "<f4").tobytes()))
+    with pytest.raises(CheckpointError, match=f"{KERNEL}.*inflates to more than 96 bytes"):
+        read_t5x_checkpoint(checkpoint)
+
+
+def test_non_finite_values_name_the_parameter_and_file(checkpoint):
+    block = np.zeros((3, 4), "<f4")
+    block[2, 1] = np.nan
+    (checkpoint / _folder(EMBEDDING) / "1.0").write_bytes(gzip.compress(block.tobytes()))
+    with pytest.raises(CheckpointError, match=f"'{EMBEDDING}' holds 1 NaN or infinite") as info:
+        read_t5x_checkpoint(checkpoint)
+    assert info.value.files == (f"{_folder(EMBEDDING)}/1.0",)
+
+
+def test_non_finite_inline_array(tmp_path, t5x_checkpoint_writer):
+    params = {SCALE: np.array([1.0, np.inf, -np.inf], "float32")}
+    checkpoint = t5x_checkpoint_writer(tmp_path / "ckpt", params, inline={SCALE})
+    with pytest.raises(CheckpointError, match=f"'{SCALE}' holds 2 NaN or infinite.*checkpoint"):
+        read_t5x_checkpoint(checkpoint)
+
+
+def _file_entries(checkpoint):
+    return {
+        str(path.relative_to(checkpoint)): {
+            "size": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+        for path in checkpoint.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_official_files_are_checked_only_for_the_official_checkpoint(
+    checkpoint, tmp_path, t5x_checkpoint_writer
+):
+    official = _file_entries(checkpoint)
+    assert sorted(read_t5x_checkpoint(checkpoint, official_files=official)) == sorted(_params())
+    # Same `checkpoint` file, another chunk: a damaged copy of the official checkpoint.
+    block = np.ones((3, 4), "<f4")
+    (checkpoint / _folder(EMBEDDING) / "0.1").write_bytes(gzip.compress(block.tobytes()))
+    with pytest.raises(CheckpointError, match="embedding/0.1 differs from the official") as info:
+        read_t5x_checkpoint(checkpoint, official_files=official)
+    assert info.value.files == (f"{_folder(EMBEDDING)}/0.1",)
+    # Another checkpoint altogether is read without hashes.
+    other = t5x_checkpoint_writer(tmp_path / "other", _params(), step=5)
+    assert sorted(read_t5x_checkpoint(other, official_files=official)) == sorted(_params())
+
+
+def test_expected_parameters(checkpoint):
+    expected = {name: {"shape": list(a.shape), "dtype": "float32"} for name, a in _params().items()}
+    assert sorted(read_t5x_checkpoint(checkpoint, expected=expected)) == sorted(expected)
+    wrong = dict(expected, **{KERNEL: {"shape": [4, 6], "dtype": "float32"}})
+    del wrong[SCALE]
+    match = f"1 unexpected parameter.*{SCALE}.*{KERNEL} has shape"
+    with pytest.raises(CheckpointError, match=match):
+        read_t5x_checkpoint(checkpoint, expected=wrong)
 
 
 @pytest.mark.checkpoint
