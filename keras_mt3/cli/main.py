@@ -5,7 +5,7 @@ import importlib
 import os
 import sys
 
-SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export")
+SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export", "serve")
 
 
 def build_parser():
