@@ -40,6 +40,19 @@ def output_paths(inputs, output, format_name="mid"):
     return [output / (path.stem + extension) for path in inputs]
 
 
+def output_format(output, requested):
+    """--format, else the format -o's extension names, else MIDI; the two must not disagree."""
+    from keras_mt3.errors import KerasMT3Error
+
+    named = note_export.format_for_path(output, default=None)
+    if requested and named and named != requested:
+        raise KerasMT3Error(
+            f"-o {output} names a {named} file but --format is {requested}; give the output "
+            f"a {note_export.FORMATS[requested][1]} name, or drop --format"
+        )
+    return requested or named or "mid"
+
+
 def describe(note_sequence):
     programs = sorted({(n.is_drum, n.program) for n in note_sequence.notes})
     names = ["drums" if drum else f"program {program}" for drum, program in programs]
@@ -52,7 +65,7 @@ def run(args):
     inputs = common.expand_inputs(args.inputs)
     if not inputs:
         raise KerasMT3Error(f"no audio files found in {' '.join(args.inputs)}")
-    format_name = args.format or note_export.format_for_path(args.output)
+    format_name = output_format(args.output, args.format)
     outputs = output_paths(inputs, args.output, format_name)
     model = common.load_transcriber(args)
     failures = 0

@@ -349,15 +349,22 @@ def test_openapi_schema_is_served_and_cdn_docs_are_off(client):
     assert client.get("/redoc").status_code == 404
 
 
-def test_uploads_are_removed_after_every_kind_of_request(server):
-    client, app = server
-    threads = [
-        threading.Thread(target=client.post, args=(API,), kwargs={"content": tone_wav(60, 0.5)})
-        for _ in range(4)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wait_for_idle(client)
-    assert_no_uploads_left(app)
+def test_concurrent_requests_run_one_at_a_time_and_leave_no_uploads():
+    model = ToneTranscriber(seconds_per_note=0.02)
+    app = create_app(model, ServiceSettings(**LIMITS))
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        answers = []
+        threads = [
+            threading.Thread(
+                target=lambda p=pitch: answers.append((p, client.post(API, content=tone_wav(p, 1.0))))
+            )
+            for pitch in range(60, 66)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for pitch, answer in answers:
+            assert onsets_and_pitches(answer.json()["notes"]) == expected_tone_notes(pitch, 1.0)
+        assert model.calls == 6 and model.max_concurrent == 1
+        assert_no_uploads_left(app)
