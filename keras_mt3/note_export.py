@@ -129,7 +129,7 @@ def notes_from_json(document):
 
 
 def normalize_format(name):
-    """"mid", "json" or "csv" for a format name or alias ("midi", ".json", "CSV").
+    """ "mid", "json" or "csv" for a format name or alias ("midi", ".json", "CSV").
 
     Raises:
         KerasMT3Error: the format is not one of `FORMATS`.
@@ -137,9 +137,7 @@ def normalize_format(name):
     key = str(name).lower().lstrip(".")
     key = _FORMAT_ALIASES.get(key, key)
     if key not in FORMATS:
-        raise KerasMT3Error(
-            f"unknown notes format {name!r}; choose one of {', '.join(FORMATS)}"
-        )
+        raise KerasMT3Error(f"unknown notes format {name!r}; choose one of {', '.join(FORMATS)}")
     return key
 
 

@@ -37,11 +37,19 @@ def test_json_document(sequence):
     ]
     # By onset; at equal onsets pitched instruments before drums.
     assert [(n["onset"], n["pitch"]) for n in document["notes"]] == [
-        (0.1, 60), (0.1, 36), (1.0 / 3, 64), (0.5, 67)
+        (0.1, 60),
+        (0.1, 36),
+        (1.0 / 3, 64),
+        (0.5, 67),
     ]
     assert document["notes"][2] == {
-        "onset": 1.0 / 3, "offset": 0.9, "pitch": 64, "velocity": 90, "program": 33,
-        "instrument": "Electric Bass (finger)", "is_drum": False,
+        "onset": 1.0 / 3,
+        "offset": 0.9,
+        "pitch": 64,
+        "velocity": 90,
+        "program": 33,
+        "instrument": "Electric Bass (finger)",
+        "is_drum": False,
     }
 
 
@@ -88,7 +96,9 @@ def test_unknown_format_names_the_choices():
         note_export.normalize_format("xml")
 
 
-@pytest.mark.parametrize("name", ["song.json", "song.csv", "song.mid", "song.MIDI", "song", "song.txt"])
+@pytest.mark.parametrize(
+    "name", ["song.json", "song.csv", "song.mid", "song.MIDI", "song", "song.txt"]
+)
 def test_save_notes_picks_the_format_from_the_extension(sequence, tmp_path, name):
     path = note_export.save_notes(sequence, tmp_path / name)
     data = path.read_bytes()

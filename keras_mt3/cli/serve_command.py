@@ -7,6 +7,29 @@ from keras_mt3.cli import common
 from keras_mt3.service.settings import MIB, TOKEN_ENV_VAR, ServiceSettings, exposure_warning
 
 _DEFAULTS = ServiceSettings()
+_LIMIT_OPTIONS = (
+    ("--max-upload-mb", float, _DEFAULTS.max_upload_bytes / MIB, "largest upload in MiB"),
+    ("--max-audio-seconds", float, _DEFAULTS.max_audio_seconds, "longest audio per request"),
+    (
+        "--async-over-seconds",
+        float,
+        _DEFAULTS.async_over_seconds,
+        "longer audio is answered with a job URL (202) to poll",
+    ),
+    (
+        "--queue-size",
+        int,
+        _DEFAULTS.queue_size,
+        "transcriptions that may wait; beyond that requests get 429",
+    ),
+    ("--timeout", float, _DEFAULTS.timeout_seconds, "most seconds one transcription may run"),
+    (
+        "--result-ttl",
+        float,
+        _DEFAULTS.result_ttl_seconds,
+        "seconds a finished job's result is kept",
+    ),
+)
 
 
 def add_parser(subparsers):
@@ -29,42 +52,8 @@ def add_parser(subparsers):
         help=f"require 'Authorization: Bearer TOKEN' on the API (default: ${TOKEN_ENV_VAR}, "
         "else no token)",
     )
-    parser.add_argument(
-        "--max-upload-mb",
-        type=float,
-        default=_DEFAULTS.max_upload_bytes / MIB,
-        help="largest upload in MiB (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--max-audio-seconds",
-        type=float,
-        default=_DEFAULTS.max_audio_seconds,
-        help="longest audio per request (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--async-over-seconds",
-        type=float,
-        default=_DEFAULTS.async_over_seconds,
-        help="longer audio is answered with a job URL (202) to poll (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--queue-size",
-        type=int,
-        default=_DEFAULTS.queue_size,
-        help="transcriptions that may wait; beyond that requests get 429 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=_DEFAULTS.timeout_seconds,
-        help="most seconds one transcription may run (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--result-ttl",
-        type=float,
-        default=_DEFAULTS.result_ttl_seconds,
-        help="seconds a finished job's result is kept (default: %(default)g)",
-    )
+    for flag, kind, default, text in _LIMIT_OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} (default: %(default)g)")
     parser.set_defaults(run=run)
 
 

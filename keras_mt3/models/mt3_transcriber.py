@@ -142,7 +142,13 @@ class MT3Transcriber(keras.Model):
         return keras.ops.convert_to_numpy(self.frontend(segment_samples, num_frames))
 
     def transcribe(
-        self, audio, *, sample_rate=None, progress=None, progress_callback=None, return_details=False
+        self,
+        audio,
+        *,
+        sample_rate=None,
+        progress=None,
+        progress_callback=None,
+        return_details=False,
     ):
         """Transcribes audio to a NoteSequence.
 

@@ -124,15 +124,20 @@ def _add_error_handlers(app):
     async def http_error(request, error):
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return _error_response(
-            ServiceError(error.status_code, code, str(error.detail), getattr(error, "headers", None))
+            ServiceError(
+                error.status_code, code, str(error.detail), getattr(error, "headers", None)
+            )
         )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, error):
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in error.errors()
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
         )
-        return _error_response(ServiceError(400, "bad_request", f"bad request parameters: {problems}"))
+        return _error_response(
+            ServiceError(400, "bad_request", f"bad request parameters: {problems}")
+        )
 
 
 # ---- the page and health -----------------------------------------------------------------
@@ -309,7 +314,8 @@ def _submit(jobs, path, filename, settings):
         seconds = audio_io.audio_duration(path)
     except AudioLoadError as error:
         jobs_lib.remove_file(path)
-        raise ServiceError(422, "unreadable_audio", _without_temp_path(str(error), path, filename))
+        message = _without_temp_path(str(error), path, filename)
+        raise ServiceError(422, "unreadable_audio", message) from None
     if seconds > settings.max_audio_seconds:
         jobs_lib.remove_file(path)
         raise ServiceError(
@@ -323,7 +329,9 @@ def _submit(jobs, path, filename, settings):
     except jobs_lib.QueueFull as error:
         raise _queue_full(error) from None
     except jobs_lib.QueueClosed as error:
-        raise ServiceError(503, "shutting_down", str(error), headers={"Retry-After": "30"}) from None
+        raise ServiceError(
+            503, "shutting_down", str(error), headers={"Retry-After": "30"}
+        ) from None
 
 
 def _queue_full(error):
@@ -376,12 +384,16 @@ _JOB_ERRORS = {
 def _result_response(job, format_name):
     if job.status != jobs_lib.DONE:
         status, code = _JOB_ERRORS.get(job.error_kind, (500, "internal_error"))
-        raise ServiceError(status, code, _without_temp_path(job.error, job.audio_path, job.filename))
+        raise ServiceError(
+            status, code, _without_temp_path(job.error, job.audio_path, job.filename)
+        )
     media_type, extension = note_export.FORMATS[format_name]
     headers = {}
     if format_name != "json":
         headers["Content-Disposition"] = f'attachment; filename="{_download_stem(job)}{extension}"'
-    return Response(note_export.encode_notes(job.result, format_name), media_type=media_type, headers=headers)
+    return Response(
+        note_export.encode_notes(job.result, format_name), media_type=media_type, headers=headers
+    )
 
 
 def _job_url(request, job):
@@ -404,7 +416,10 @@ def _job_status(request, job):
         status["num_notes"] = len(job.result.notes)
     elif job.finished:
         code = _JOB_ERRORS.get(job.error_kind, (500, "internal_error"))[1]
-        status["error"] = {"code": code, "message": _without_temp_path(job.error, job.audio_path, job.filename)}
+        status["error"] = {
+            "code": code,
+            "message": _without_temp_path(job.error, job.audio_path, job.filename),
+        }
     return status
 
 

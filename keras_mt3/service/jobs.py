@@ -248,7 +248,9 @@ class JobQueue:
             job._finish(FAILED, error=str(error), error_kind="audio")
         except Exception:
             logger.exception("job %s: transcription failed", job.id)
-            job._finish(FAILED, error="the transcription failed inside the server", error_kind="internal")
+            job._finish(
+                FAILED, error="the transcription failed inside the server", error_kind="internal"
+            )
         else:
             job._finish(DONE, result=result)
             self._record_duration(time.monotonic() - job.started_at)
@@ -272,11 +274,14 @@ class JobQueue:
         bounds. Callers hold the lock."""
         now = time.monotonic()
         finished = [job for job in self._jobs.values() if job.finished]
-        expired = [job for job in finished if now - job.finished_at > self.settings.result_ttl_seconds]
+        expired = [
+            job for job in finished if now - job.finished_at > self.settings.result_ttl_seconds
+        ]
         kept = [job for job in finished if job not in expired]
         total_bytes = sum(job.result_bytes for job in kept)
         while kept and (
-            len(kept) > self.settings.max_kept_results or total_bytes > self.settings.max_result_bytes
+            len(kept) > self.settings.max_kept_results
+            or total_bytes > self.settings.max_result_bytes
         ):
             oldest = kept.pop(0)
             total_bytes -= oldest.result_bytes

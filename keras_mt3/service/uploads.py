@@ -46,7 +46,10 @@ async def receive_upload(request, directory, max_bytes):
     if media_type == "multipart/form-data":
         path, filename = await _receive_multipart(request, body, directory)
     elif not media_type or media_type.startswith("audio/") or media_type in _RAW_MEDIA_TYPES:
-        path, filename = await _receive_raw(body, directory, _SUFFIX_BY_MEDIA_TYPE.get(media_type, "")), None
+        path, filename = (
+            await _receive_raw(body, directory, _SUFFIX_BY_MEDIA_TYPE.get(media_type, "")),
+            None,
+        )
     else:
         raise ServiceError(
             415,
@@ -89,7 +92,9 @@ async def _receive_multipart(request, body, directory):
     try:
         form = await MultiPartParser(request.headers, body, max_files=1, max_fields=8).parse()
     except MultiPartException as error:
-        raise ServiceError(400, "bad_multipart", f"the multipart body is malformed: {error.message}")
+        raise ServiceError(
+            400, "bad_multipart", f"the multipart body is malformed: {error.message}"
+        ) from None
     try:
         uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
         if not uploads:

@@ -31,12 +31,31 @@ def test_defaults_serve_on_loopback_without_warning(started, capsys):
 
 def test_limits_and_token_come_from_arguments_or_environment(started, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV_VAR, "from-env")
-    main(["serve", "--port", "9001", "--max-upload-mb", "2", "--max-audio-seconds", "30",
-          "--queue-size", "3", "--timeout", "60", "--result-ttl", "5"])
+    main(
+        [
+            "serve",
+            "--port",
+            "9001",
+            "--max-upload-mb",
+            "2",
+            "--max-audio-seconds",
+            "30",
+            "--queue-size",
+            "3",
+            "--timeout",
+            "60",
+            "--result-ttl",
+            "5",
+        ]
+    )
     settings = started["app"].state.settings
     assert started["port"] == 9001 and settings.token == "from-env"
     assert (settings.max_upload_bytes, settings.max_audio_seconds) == (2 * MIB, 30)
-    assert (settings.queue_size, settings.timeout_seconds, settings.result_ttl_seconds) == (3, 60, 5)
+    assert (settings.queue_size, settings.timeout_seconds, settings.result_ttl_seconds) == (
+        3,
+        60,
+        5,
+    )
     main(["serve", "--token", "given"])
     assert started["app"].state.settings.token == "given"
 

@@ -23,7 +23,9 @@ class FixedTranscriber:
     def __init__(self):
         self.sequence = music_pb2.NoteSequence()
         self.sequence.notes.add(pitch=60, start_time=0.0, end_time=0.5, velocity=100, program=0)
-        self.sequence.notes.add(pitch=38, start_time=0.25, end_time=0.26, velocity=127, is_drum=True)
+        self.sequence.notes.add(
+            pitch=38, start_time=0.25, end_time=0.26, velocity=127, is_drum=True
+        )
         self.sequence.total_time = 0.5
 
     def transcribe(self, audio, *, progress=None, progress_callback=None):
@@ -48,7 +50,9 @@ def clips(tmp_path):
 def test_output_extension_picks_the_format(model, clips, tmp_path):
     for name in ("a.json", "a.csv", "a.mid"):
         assert main(["transcribe", str(clips[0]), "-o", str(tmp_path / name), "--no-progress"]) == 0
-    assert json.loads((tmp_path / "a.json").read_text()) == note_export.notes_to_dict(model.sequence)
+    assert json.loads((tmp_path / "a.json").read_text()) == note_export.notes_to_dict(
+        model.sequence
+    )
     assert (tmp_path / "a.csv").read_text() == note_export.notes_to_csv(model.sequence)
     assert len(load_midi(tmp_path / "a.mid").notes) == 2
 

@@ -87,8 +87,12 @@ def test_json_answer_is_the_note_export_schema(client):
 
 @pytest.mark.parametrize(
     "query, accept",
-    [("?format=mid", None), ("?format=midi", "application/json"), ("", "audio/midi"),
-     ("", "text/html;q=0.9, audio/midi;q=0.8, application/json;q=0.1")],
+    [
+        ("?format=mid", None),
+        ("?format=midi", "application/json"),
+        ("", "audio/midi"),
+        ("", "text/html;q=0.9, audio/midi;q=0.8, application/json;q=0.1"),
+    ],
 )
 def test_midi_by_format_parameter_or_accept_header(client, query, accept):
     headers = {"Accept": accept} if accept else {}
@@ -190,29 +194,48 @@ BAD_REQUESTS = {
     "empty file part": (dict(files={"file": ("a.wav", b"")}), 400, "empty_upload", "empty"),
     "no file part": (dict(data={"name": "x"}, files={}), 415, "unsupported_media_type", "file"),
     "form without file": (
-        dict(files={"note": (None, "just text")}), 400, "no_file", "curl -F file=@"
+        dict(files={"note": (None, "just text")}),
+        400,
+        "no_file",
+        "curl -F file=@",
     ),
     "json body": (
         dict(content=b"{}", headers={"Content-Type": "application/json"}),
-        415, "unsupported_media_type", "application/json",
+        415,
+        "unsupported_media_type",
+        "application/json",
     ),
     "corrupt audio": (
         dict(files={"file": ("song.wav", b"RIFF not really a wav " * 20)}),
-        422, "unreadable_audio", "'song.wav'",
+        422,
+        "unreadable_audio",
+        "'song.wav'",
     ),
     "over-size upload": (
-        dict(content=b"\0" * 250_000), 413, "upload_too_large", "200000 bytes",
+        dict(content=b"\0" * 250_000),
+        413,
+        "upload_too_large",
+        "200000 bytes",
     ),
     "over-size without Content-Length": (
-        dict(content=too_long_body()), 413, "upload_too_large", "200000 bytes",
+        dict(content=too_long_body()),
+        413,
+        "upload_too_large",
+        "200000 bytes",
     ),
     "over-long audio": (
         dict(content=tone_wav(60, 6.0, sample_rate=4000)),
-        413, "audio_too_long", "6.0 s long", "at most 5 s",
+        413,
+        "audio_too_long",
+        "6.0 s long",
+        "at most 5 s",
     ),
     "unknown format": (dict(content=b"x", params={"format": "mp4"}), 400, "unknown_format", "mp4"),
     "unacceptable Accept": (
-        dict(content=b"x", headers={"Accept": "image/png"}), 406, "not_acceptable", "image/png",
+        dict(content=b"x", headers={"Accept": "image/png"}),
+        406,
+        "not_acceptable",
+        "image/png",
     ),
 }
 
@@ -236,7 +259,9 @@ def test_unknown_job_and_unknown_route(client):
 
 
 def test_bad_query_parameter_is_a_400(client):
-    assert_error(client.post(API, params={"async": "maybe"}, content=b"x"), 400, "bad_request", "async")
+    assert_error(
+        client.post(API, params={"async": "maybe"}, content=b"x"), 400, "bad_request", "async"
+    )
 
 
 def test_queue_full_is_429_with_retry_after_and_recovers():
@@ -275,8 +300,10 @@ def test_failing_model_is_a_500_and_the_server_keeps_serving():
 
 
 def test_results_are_kept_for_a_bounded_time_and_number():
-    with serve(ToneTranscriber(), max_kept_results=2, result_ttl_seconds=1.0) as url, \
-            httpx.Client(base_url=url) as client:
+    with (
+        serve(ToneTranscriber(), max_kept_results=2, result_ttl_seconds=1.0) as url,
+        httpx.Client(base_url=url) as client,
+    ):
         jobs = []
         for pitch in (60, 61, 62):
             jobs.append(client.post(API + "?async=true", content=tone_wav(pitch, 0.5)).json())
@@ -297,10 +324,16 @@ def test_token_is_required_on_the_api_when_set():
         missing = client.post(API, content=tone_wav(60, 0.5))
         assert_error(missing, 401, "missing_token", "Authorization: Bearer")
         assert missing.headers["www-authenticate"] == "Bearer"
-        wrong = client.post(API, content=tone_wav(60, 0.5), headers={"Authorization": "Bearer nope"})
+        wrong = client.post(
+            API, content=tone_wav(60, 0.5), headers={"Authorization": "Bearer nope"}
+        )
         assert_error(wrong, 401, "invalid_token")
-        assert_error(client.get(f"{API}/x", headers={"Authorization": "Basic s3cret"}), 401, "missing_token")
-        right = client.post(API, content=tone_wav(60, 0.5), headers={"Authorization": "Bearer s3cret"})
+        assert_error(
+            client.get(f"{API}/x", headers={"Authorization": "Basic s3cret"}), 401, "missing_token"
+        )
+        right = client.post(
+            API, content=tone_wav(60, 0.5), headers={"Authorization": "Bearer s3cret"}
+        )
         assert right.status_code == 200
         # The page and health checks stay open: they hold no one's data.
         assert client.get("/healthz").status_code == 200
@@ -342,7 +375,9 @@ def test_page_loads_nothing_from_elsewhere(client):
 
 def test_openapi_schema_is_served_and_cdn_docs_are_off(client):
     schema = client.get("/openapi.json").json()
-    assert {f"{API}", f"{API}/{{job_id}}", f"{API}/{{job_id}}/result", "/healthz"} <= set(schema["paths"])
+    assert {f"{API}", f"{API}/{{job_id}}", f"{API}/{{job_id}}/result", "/healthz"} <= set(
+        schema["paths"]
+    )
     body = schema["paths"][API]["post"]["requestBody"]["content"]
     assert {"multipart/form-data", "audio/*"} <= set(body)
     assert client.get("/docs").status_code == 404
@@ -356,7 +391,9 @@ def test_concurrent_requests_run_one_at_a_time_and_leave_no_uploads():
         answers = []
         threads = [
             threading.Thread(
-                target=lambda p=pitch: answers.append((p, client.post(API, content=tone_wav(p, 1.0))))
+                target=lambda p=pitch: answers.append(
+                    (p, client.post(API, content=tone_wav(p, 1.0)))
+                )
             )
             for pitch in range(60, 66)
         ]

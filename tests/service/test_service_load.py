@@ -30,9 +30,20 @@ RSS_GROWTH_LIMIT_MB = 40
 def server_process():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(HERE)])}
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "stub_server.py"), "--queue-size", "4",
-         "--max-kept-results", str(MAX_KEPT_RESULTS), "--seconds-per-note", "0.005"],
-        stdout=subprocess.PIPE, env=env, cwd=REPO_ROOT, text=True,
+        [
+            sys.executable,
+            str(HERE / "stub_server.py"),
+            "--queue-size",
+            "4",
+            "--max-kept-results",
+            str(MAX_KEPT_RESULTS),
+            "--seconds-per-note",
+            "0.005",
+        ],
+        stdout=subprocess.PIPE,
+        env=env,
+        cwd=REPO_ROOT,
+        text=True,
     )
     try:
         line = process.stdout.readline()

@@ -34,8 +34,14 @@ CLIPS = ("piano_chorale", "multi_band")
 BROWSER_CLIP = "multi_band"  # several instruments, so the colours show
 CHROMIUM = os.environ.get("KERAS_MT3_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -52,7 +58,10 @@ def expected(model, reference_dir):
 
 @pytest.fixture(scope="module")
 def server(model):
-    with running_server(create_app(model)) as url, httpx.Client(base_url=url, timeout=300) as client:
+    with (
+        running_server(create_app(model)) as url,
+        httpx.Client(base_url=url, timeout=300) as client,
+    ):
         yield url, client
 
 
@@ -71,7 +80,9 @@ def test_json_and_midi_over_http_equal_model_transcribe(server, expected, refere
         map(note_tuple, expected[clip].notes)
     )
 
-    as_midi = client.post(API, files={"file": (f"{clip}.wav", audio)}, headers={"Accept": "audio/midi"})
+    as_midi = client.post(
+        API, files={"file": (f"{clip}.wav", audio)}, headers={"Accept": "audio/midi"}
+    )
     assert as_midi.status_code == 200, as_midi.text
     assert as_midi.content == midi_bytes(expected[clip])
     scores = transcription_metrics(load_midi(as_midi.content), expected[clip])
@@ -84,7 +95,9 @@ def browser_or_skip():
     except ImportError:
         pytest.skip("playwright is not installed (pip install playwright)")
     if not (os.path.isfile(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set KERAS_MT3_CHROMIUM)")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM} (apt-get install chromium, or set KERAS_MT3_CHROMIUM)"
+        )
     return sync_playwright
 
 
@@ -102,16 +115,25 @@ def test_page_in_chromium_shows_plays_and_downloads_the_notes(
     notes = note_export.notes_to_dict(expected[BROWSER_CLIP])
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS, accept_downloads=True, viewport={"width": 1280, "height": 1100},
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            accept_downloads=True,
+            viewport={"width": 1280, "height": 1100},
         )
         try:
             page = context.new_page()
             requests = []
             page.on("request", lambda request: requests.append(request.url))
             page.goto(url + "/")
+            bad = {"name": "broken.wav", "mimeType": "audio/wav", "buffer": b"RIFF broken" * 9}
+            page.set_input_files("#file-input", files=[bad])
+            page.wait_for_selector("#error-box:not([hidden])")
+            assert "could not decode the uploaded file 'broken.wav'" in page.inner_text("#error-box")
             page.set_input_files("#file-input", str(reference_dir / f"{BROWSER_CLIP}.wav"))
             page.wait_for_selector("#result:not([hidden])", timeout=240_000)
+            assert page.is_hidden("#error-box")
 
             assert page.inner_text("#note-count") == str(notes["num_notes"])
             assert page.inner_text("#instrument-count") == str(len(notes["instruments"]))

@@ -13,7 +13,9 @@ const PALETTE = [
 const NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
 
 const $ = (id) => document.getElementById(id);
-const state = { token: sessionStorage.getItem(TOKEN_KEY) || "", file: null, notes: null, urls: [] };
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY) || "", file: null, notes: null, drawOrder: [], urls: [],
+};
 
 class ApiError extends Error {
   constructor(status, body) {
@@ -111,16 +113,16 @@ function showError(message) {
   show("error-box");
 }
 
-function instrumentKey(note) {
-  return note.is_drum ? "drums" : `program ${note.program}`;
+// Notes and instruments alike: one key per (program, is_drum), as in the JSON's instruments.
+function instrumentKey(item) {
+  return item.is_drum ? "drums" : `program ${item.program}`;
 }
 
 function instrumentColors(instruments) {
   const colors = new Map();
   let next = 0;
   for (const instrument of instruments) {
-    const key = instrument.is_drum ? "drums" : `program ${instrument.program}`;
-    colors.set(key, instrument.is_drum ? DRUM_COLOR : PALETTE[next++ % PALETTE.length]);
+    colors.set(instrumentKey(instrument), instrument.is_drum ? DRUM_COLOR : PALETTE[next++ % PALETTE.length]);
   }
   return colors;
 }
@@ -128,6 +130,10 @@ function instrumentColors(instruments) {
 function showResult(filename, notes, midiBlob) {
   state.notes = notes;
   state.colors = instrumentColors(notes.instruments);
+  // Instruments with few notes are drawn last, so that busier parts do not hide them.
+  const counts = new Map(notes.instruments.map((i) => [instrumentKey(i), i.num_notes]));
+  const count = (note) => counts.get(instrumentKey(note));
+  state.drawOrder = [...notes.notes].sort((a, b) => count(b) - count(a));
   for (const url of state.urls) URL.revokeObjectURL(url);
   const stem = filename.replace(/\.[^.]*$/, "") || "transcription";
   const jsonBlob = new Blob([JSON.stringify(notes, null, 1)], { type: "application/json" });
@@ -158,7 +164,7 @@ function fillInstrumentTable(instruments) {
     const row = body.insertRow();
     const swatch = document.createElement("span");
     swatch.className = "swatch";
-    swatch.style.background = state.colors.get(instrument.is_drum ? "drums" : `program ${instrument.program}`);
+    swatch.style.background = state.colors.get(instrumentKey(instrument));
     row.insertCell().append(swatch);
     cell(row, instrument.instrument);
     cell(row, instrument.is_drum ? "drums" : instrument.program, "num");
@@ -201,9 +207,12 @@ function drawPianoRoll(playhead) {
   g.clearRect(0, 0, width, height);
   const left = 44, bottom = 22, top = 8, right = 8;
   const duration = Math.max(state.notes ? state.notes.duration : 0, 1e-3);
-  const pitches = notes.map((note) => note.pitch);
-  const low = (pitches.length ? Math.min(...pitches) : 48) - 2;
-  const high = (pitches.length ? Math.max(...pitches) : 72) + 2;
+  // A loop, not Math.min(...pitches): long files have more notes than a call takes arguments.
+  let low = notes.length ? Infinity : 50, high = notes.length ? -Infinity : 70;
+  for (const note of notes) {
+    low = Math.min(low, note.pitch - 2);
+    high = Math.max(high, note.pitch + 2);
+  }
   const x = (seconds) => left + (seconds / duration) * (width - left - right);
   const rowHeight = (height - top - bottom) / (high - low + 1);
   const y = (pitch) => top + (high - pitch) * rowHeight;
@@ -227,7 +236,7 @@ function drawPianoRoll(playhead) {
     g.stroke();
     g.fillText(`${+t.toFixed(1)} s`, x(t) + 2, height - 6);
   }
-  for (const note of notes) {
+  for (const note of state.drawOrder) {
     g.fillStyle = state.colors.get(instrumentKey(note));
     const noteWidth = Math.max(x(note.offset) - x(note.onset), 2);
     g.fillRect(x(note.onset), y(note.pitch), noteWidth, Math.max(rowHeight - 1, 1.5));
