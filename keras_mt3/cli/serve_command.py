@@ -96,5 +96,9 @@ def run(args):
         f"serving on http://{host}:{args.port}/ (API: /v1/transcriptions); Ctrl-C stops",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # Ctrl-C must not wait for every queued transcription: requests still open after a few
+    # seconds are dropped, and running work stops at its next batch.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5
+    )
     return 0
