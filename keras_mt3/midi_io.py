@@ -1,5 +1,6 @@
 """Reading MIDI files into NoteSequences and writing NoteSequences as MIDI files."""
 
+import io
 import os
 import pathlib
 
@@ -49,22 +50,33 @@ def save_midi(note_sequence, path):
         KerasMT3Error: `note_sequence` is not a NoteSequence or cannot be expressed as MIDI
             (e.g. a pitch or velocity outside 0..127).
     """
+    path = pathlib.Path(path)
+    data = midi_bytes(note_sequence, what=str(path))
+    with atomic_write(path) as handle:
+        handle.write(data)
+    return path
+
+
+def midi_bytes(note_sequence, *, what="the notes"):
+    """The Standard MIDI File of `note_sequence` as bytes: what `save_midi` writes.
+
+    Raises:
+        KerasMT3Error: as `save_midi`; `what` names the output in the message.
+    """
     if not isinstance(note_sequence, music_pb2.NoteSequence):
         raise KerasMT3Error(
-            f"save_midi needs a note_seq NoteSequence, got {type(note_sequence).__name__}"
+            f"MIDI output needs a note_seq NoteSequence, got {type(note_sequence).__name__}"
         )
-    path = pathlib.Path(path)
+    buffer = io.BytesIO()
     try:
-        midi = note_sequence_to_pretty_midi(note_sequence)
-        with atomic_write(path) as handle:
-            midi.write(handle)
+        note_sequence_to_pretty_midi(note_sequence).write(buffer)
     except (ValueError, TypeError, OverflowError) as error:
-        # mido checks every data byte only while writing, after the temporary file is open.
+        # mido checks every data byte only while writing.
         raise KerasMT3Error(
-            f"cannot write {path} as MIDI: {error}. MIDI needs pitches, velocities and programs "
+            f"cannot write {what} as MIDI: {error}. MIDI needs pitches, velocities and programs "
             "in 0..127; fix those notes first"
         ) from error
-    return path
+    return buffer.getvalue()
 
 
 def note_sequence_to_pretty_midi(note_sequence):

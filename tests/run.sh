@@ -6,6 +6,13 @@
 # checkout: tests/test_release.py, tests/test_notebook.py) is backend-independent, so it runs once.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The web service's browser test drives Debian's Chromium: install it once where we may
+# (root with apt); elsewhere that test skips and says why.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "=== installing chromium for the browser test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+    || echo "chromium could not be installed; the browser test will be skipped"
+fi
 backends=${KERAS_MT3_TEST_BACKENDS:-"jax tensorflow torch"}
 failed=()
 first=1

@@ -7,7 +7,7 @@ import sys
 
 from keras_mt3.version import __version__
 
-SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export")
+SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export", "serve")
 
 
 def build_parser():

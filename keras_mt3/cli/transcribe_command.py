@@ -1,9 +1,10 @@
-"""`keras-mt3 transcribe IN... -o OUT`: audio files or folders to MIDI files."""
+"""`keras-mt3 transcribe IN... -o OUT`: audio files or folders to MIDI (or JSON/CSV notes)."""
 
 import pathlib
 import sys
 import time
 
+from keras_mt3 import note_export
 from keras_mt3.cli import common
 
 
@@ -18,18 +19,38 @@ def add_parser(subparsers):
         "-o",
         "--output",
         required=True,
-        help="output .mid file (one input) or folder (written as <input name>.mid)",
+        help="output file (one input) or folder (written as <input name>.mid, .json or .csv)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=tuple(note_export.FORMATS),
+        help="mid (MIDI), or json or csv notes (onset, offset, pitch, velocity, program, "
+        "instrument, is_drum); default: the extension of -o, else mid",
     )
     common.add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(run=run)
 
 
-def output_paths(inputs, output):
+def output_paths(inputs, output, format_name="mid"):
     output = pathlib.Path(output)
-    if len(inputs) == 1 and output.suffix.lower() in (".mid", ".midi"):
+    if len(inputs) == 1 and note_export.format_for_path(output, default=None) == format_name:
         return [output]
-    return [output / (path.stem + ".mid") for path in inputs]
+    extension = note_export.FORMATS[format_name][1]
+    return [output / (path.stem + extension) for path in inputs]
+
+
+def output_format(output, requested):
+    """--format, else the format -o's extension names, else MIDI; the two must not disagree."""
+    from keras_mt3.errors import KerasMT3Error
+
+    named = note_export.format_for_path(output, default=None)
+    if requested and named and named != requested:
+        raise KerasMT3Error(
+            f"-o {output} names a {named} file but --format is {requested}; give the output "
+            f"a {note_export.FORMATS[requested][1]} name, or drop --format"
+        )
+    return requested or named or "mid"
 
 
 def describe(note_sequence):
@@ -44,15 +65,17 @@ def run(args):
     inputs = common.expand_inputs(args.inputs)
     if not inputs:
         raise KerasMT3Error(f"no audio files found in {' '.join(args.inputs)}")
-    outputs = output_paths(inputs, args.output)
+    format_name = output_format(args.output, args.format)
+    outputs = output_paths(inputs, args.output, format_name)
     model = common.load_transcriber(args)
     failures = 0
     for source, target in zip(inputs, outputs):
         started = time.perf_counter()
         try:
-            note_sequence = model.transcribe_to_midi(
-                source, target, progress=None if not args.no_progress else False
+            note_sequence = model.transcribe(
+                source, progress=None if not args.no_progress else False
             )
+            note_export.save_notes(note_sequence, target, format_name)
         except KerasMT3Error as error:
             failures += 1
             print(f"{source}: error: {error}", file=sys.stderr)

@@ -141,7 +141,15 @@ class MT3Transcriber(keras.Model):
     def compute_log_mel(self, segment_samples, num_frames):
         return keras.ops.convert_to_numpy(self.frontend(segment_samples, num_frames))
 
-    def transcribe(self, audio, *, sample_rate=None, progress=None, return_details=False):
+    def transcribe(
+        self,
+        audio,
+        *,
+        sample_rate=None,
+        progress=None,
+        progress_callback=None,
+        return_details=False,
+    ):
         """Transcribes audio to a NoteSequence.
 
         Args:
@@ -149,6 +157,11 @@ class MT3Transcriber(keras.Model):
                 `sample_rate` is required). Any common format and rate; stereo is mixed down.
                 Paths are streamed, so long files use bounded memory.
             progress: show a progress bar (default: when stderr is a terminal).
+            progress_callback: called as `progress_callback(segments_done, segments_total)`
+                before the first batch and after each one, for progress shown elsewhere (a web
+                page). `segments_total` is None when the length is not known up front (bytes,
+                file objects). An exception it raises stops the transcription there, which is
+                how a caller cancels one.
             return_details: also return a dict with counts and timings.
         """
         from keras_mt3.utils import progress_bar
@@ -173,12 +186,15 @@ class MT3Transcriber(keras.Model):
         segment_seconds = self.frames_per_segment * SAMPLES_PER_FRAME / audio_io.SAMPLE_RATE
         total_segments = None if total_seconds is None else int(np.ceil(total_seconds / segment_seconds))
         segment_tokens, start_times = [], []
+        report = progress_callback or (lambda done, total: None)
+        report(0, total_segments)
         with progress_bar(total=total_segments, desc="transcribing", unit="seg", enabled=progress) as bar:
             for batch in batches:
                 tokens = self._transcribe_batch(batch.samples, batch.num_frames)
                 segment_tokens.extend(tokens)
                 start_times.extend(segments_lib.decode_start_times(batch.start_times))
                 bar.update(len(tokens))
+                report(len(segment_tokens), total_segments)
         result = tokens_to_note_sequence(segment_tokens, start_times, self.vocabulary)
         if not return_details:
             return result.note_sequence
