@@ -153,9 +153,11 @@ class MT3Transcriber(keras.Model):
         """Transcribes audio to a NoteSequence.
 
         Args:
-            audio: a path, bytes, binary file object, or a 1-D/2-D float array (then
-                `sample_rate` is required). Any common format and rate; stereo is mixed down.
-                Paths are streamed, so long files use bounded memory.
+            audio: a path, bytes, binary file object, or a 1-D/2-D array of samples (float, or
+                PCM integers). Any common format and rate; stereo is mixed down. Paths are
+                streamed, so long files use bounded memory.
+            sample_rate: the rate of an array `audio` in Hz; required for arrays and refused
+                for files, which carry their own rate.
             progress: show a progress bar (default: when stderr is a terminal).
             progress_callback: called as `progress_callback(segments_done, segments_total)`
                 before the first batch and after each one, for progress shown elsewhere (a web
@@ -167,18 +169,19 @@ class MT3Transcriber(keras.Model):
         from keras_mt3.utils import progress_bar
 
         started = time.perf_counter()
-        if isinstance(audio, np.ndarray) or isinstance(audio, (list, tuple)):
-            if sample_rate is None:
-                raise audio_io.AudioLoadError(
-                    "transcribe() got raw samples without `sample_rate`; pass the rate they were "
-                    "recorded at (e.g. sample_rate=44100)."
-                )
+        if audio_io.is_sample_array(audio):
+            _check_array_rate(sample_rate)
             samples = audio_io.load_audio(np.asarray(audio), source_sample_rate=sample_rate)
             batches = segments_lib.batched_segments(
                 [samples], self.frames_per_segment, self.batch_size
             )
             total_seconds = len(samples) / audio_io.SAMPLE_RATE
         else:
+            if sample_rate is not None:
+                raise audio_io.AudioLoadError(
+                    "sample_rate= is only for arrays of samples; audio files carry their own "
+                    "rate. Drop the argument."
+                )
             total_seconds = audio_io.audio_duration(audio) if _is_path(audio) else None
             batches = segments_lib.batched_segments(
                 audio_io.stream_audio(audio), self.frames_per_segment, self.batch_size
@@ -232,6 +235,15 @@ def padded_batch_size(count, batch_size):
     else:
         padded = -(-count // BATCH_SIZE_STEP) * BATCH_SIZE_STEP
     return min(padded, batch_size)
+
+
+def _check_array_rate(sample_rate):
+    if sample_rate is None:
+        raise audio_io.AudioLoadError(
+            "transcribe() got raw samples without `sample_rate`; pass the rate they were "
+            "recorded at (e.g. sample_rate=44100)."
+        )
+    audio_io.check_sample_rate(sample_rate, "sample_rate")
 
 
 def _is_path(source):

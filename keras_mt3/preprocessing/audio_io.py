@@ -16,7 +16,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from keras_mt3.errors import AudioLoadError
+from keras_mt3.errors import AudioLoadError, KerasMT3Error
 
 SAMPLE_RATE = 16000
 RESAMPLE_QUALITY = "HQ"
@@ -35,7 +35,9 @@ def load_audio(source, sample_rate=SAMPLE_RATE, *, source_sample_rate=None):
 
     Args:
         source: a path (str or os.PathLike), the encoded file as `bytes`, a binary file object,
-            or samples as a NumPy array or list (1-D, or 2-D with channels on the shorter axis).
+            or samples as a NumPy array or list (1-D, or 2-D with channels on the shorter axis):
+            floats, or PCM integers at full scale (unsigned ones centred on their middle value,
+            as in 8-bit WAV).
         sample_rate: the output rate in Hz.
         source_sample_rate: the rate of an array `source`; required for arrays, not allowed
             otherwise (files carry their own rate).
@@ -43,8 +45,8 @@ def load_audio(source, sample_rate=SAMPLE_RATE, *, source_sample_rate=None):
     Raises:
         AudioLoadError: the source is missing, unreadable, empty, not finite or badly shaped.
     """
-    _check_rate(sample_rate, "sample_rate")
-    if _is_array(source):
+    check_sample_rate(sample_rate, "sample_rate")
+    if is_sample_array(source):
         mono, in_rate = _array_to_mono(np.asarray(source), source_sample_rate), source_sample_rate
         description = "the audio array"
     else:
@@ -67,10 +69,10 @@ def stream_audio(
     rounding (its filter state carries across blocks, so there are no seams). Takes the same
     sources as `load_audio`; an array is resampled whole, then handed out in blocks.
     """
-    _check_rate(sample_rate, "sample_rate")
+    check_sample_rate(sample_rate, "sample_rate")
     if not block_seconds > 0:
         raise ValueError(f"block_seconds must be positive, got {block_seconds!r}")
-    if _is_array(source):
+    if is_sample_array(source):
         audio = load_audio(source, sample_rate, source_sample_rate=source_sample_rate)
         block_samples = max(1, int(block_seconds * sample_rate))
         for start in range(0, len(audio), block_samples):
@@ -141,7 +143,8 @@ def _mix_down(samples):
     return samples.mean(axis=1, dtype=np.float32)
 
 
-def _is_array(source):
+def is_sample_array(source):
+    """Whether `source` is samples (an array, NumPy scalar, list or tuple) rather than a file."""
     return isinstance(source, (np.ndarray, np.generic, list, tuple))
 
 
@@ -151,21 +154,25 @@ def _array_to_mono(array, source_sample_rate):
             "source_sample_rate is required when the audio is a NumPy array: pass the rate the "
             "samples were recorded at, e.g. load_audio(samples, source_sample_rate=44100)."
         )
-    _check_rate(source_sample_rate, "source_sample_rate")
+    check_sample_rate(source_sample_rate, "source_sample_rate")
     if array.ndim not in (1, 2):
         raise AudioLoadError(
             f"an audio array must be 1-D (mono) or 2-D (samples x channels), got shape "
             f"{array.shape}; pass one clip at a time."
         )
     if np.issubdtype(array.dtype, np.integer):
-        # PCM integers: full scale maps to [-1, 1), as soundfile does when decoding.
+        # PCM integers: full scale maps to [-1, 1), as soundfile does when decoding. Unsigned
+        # PCM (8-bit WAV) is offset binary: the middle value, 128 for uint8, is silence.
         scale = float(2 ** (8 * array.dtype.itemsize - 1))
-        array = array.astype(np.float64) / scale
+        silence = scale if np.issubdtype(array.dtype, np.unsignedinteger) else 0.0
+        array = (array.astype(np.float64) - silence) / scale
     elif not np.issubdtype(array.dtype, np.floating):
         raise AudioLoadError(f"an audio array must hold numbers, got dtype {array.dtype}.")
     array = np.asarray(array, np.float32)
     if array.ndim == 1:
         return array
+    if array.size == 0:
+        return np.zeros(0, np.float32)  # (2, 0): channels of nothing, not NaN from their mean
     # The shorter axis is channels: clips are far longer than their channel count.
     if array.shape[0] < array.shape[1]:
         array = array.T
@@ -188,14 +195,19 @@ def _check_finite(mono, description):
 
 
 def _empty_message(description):
-    return f"{description} holds no audio samples (zero length); nothing to transcribe."
+    return (
+        f"{description} is empty audio: it holds no samples (zero length); nothing to "
+        "transcribe."
+    )
 
 
-def _check_rate(rate, name):
+def check_sample_rate(rate, name):
+    """Raises `KerasMT3Error` unless `rate` is a positive, finite number of Hz; the message
+    names the argument `name` the caller was given."""
     if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or not rate > 0:
-        raise ValueError(f"{name} must be a positive number of Hz, got {rate!r}")
-    if isinstance(rate, float) and not math.isfinite(rate):
-        raise ValueError(f"{name} must be finite, got {rate!r}")
+        raise KerasMT3Error(f"{name} must be a positive number of Hz, got {rate!r}")
+    if not math.isfinite(rate):
+        raise KerasMT3Error(f"{name} must be finite, got {rate!r}")
 
 
 def _reject_rate_for_files(source_sample_rate):

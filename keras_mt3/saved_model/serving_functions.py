@@ -146,18 +146,23 @@ class ServingFunctions:
         return outputs.concat()
 
     # ---- request checks -------------------------------------------------------------------
+    # Each group of checks runs only once the previous one passed, so a request fails on its
+    # first problem, and nothing sized by the request runs before its shapes are known good.
 
     def _check_audio(self, waveform, lengths):
-        same_batch = tf.debugging.assert_equal(
-            tf.shape(lengths)[0],
-            tf.shape(waveform)[0],
-            message=f"`{names.LENGTHS}` needs one entry per row of `{names.WAVEFORM}`",
-        )
+        batch = ("batch", self.batch_size)
+        shapes = [
+            _assert_shape(waveform, names.WAVEFORM, [batch, ("samples", None)]),
+            _assert_shape(lengths, names.LENGTHS, [batch]),
+        ]
+        with tf.control_dependencies(shapes):
+            same_batch = tf.debugging.assert_equal(
+                tf.shape(lengths)[0],
+                tf.shape(waveform)[0],
+                message=f"`{names.LENGTHS}` needs one entry per row of `{names.WAVEFORM}`",
+            )
         with tf.control_dependencies([same_batch]):
-            inside = tf.range(tf.shape(waveform)[1])[None, :] < lengths[:, None]
-            finite = tf.logical_or(tf.math.is_finite(waveform), tf.logical_not(inside))
-            return [
-                same_batch,
+            bounds = [
                 tf.debugging.assert_non_negative(
                     lengths, message=f"`{names.LENGTHS}` must be >= 0 (samples per clip)"
                 ),
@@ -176,16 +181,49 @@ class ServingFunctions:
                         "with a larger max_audio_seconds"
                     ),
                 ),
+            ]
+        with tf.control_dependencies(bounds):
+            inside = tf.range(tf.shape(waveform)[1])[None, :] < lengths[:, None]
+            finite = tf.logical_or(tf.math.is_finite(waveform), tf.logical_not(inside))
+            return [
                 tf.debugging.Assert(
                     tf.reduce_all(finite),
                     [f"`{names.WAVEFORM}` holds NaN or infinite samples; send finite audio"],
-                ),
+                )
             ]
 
     def _check_frames(self, encoder_inputs):
-        return [
-            tf.debugging.Assert(
-                tf.reduce_all(tf.math.is_finite(encoder_inputs)),
-                [f"`{names.ENCODER_INPUTS}` holds NaN or infinite values"],
-            )
+        axes = [
+            ("batch", self.batch_size),
+            ("frames", self.frames_per_segment),
+            ("bins", self.backbone.input_dim),
         ]
+        with tf.control_dependencies([_assert_shape(encoder_inputs, names.ENCODER_INPUTS, axes)]):
+            return [
+                tf.debugging.Assert(
+                    tf.reduce_all(tf.math.is_finite(encoder_inputs)),
+                    [f"`{names.ENCODER_INPUTS}` holds NaN or infinite values"],
+                )
+            ]
+
+
+def _assert_shape(tensor, name, axes):
+    """An assert that `tensor` has one dimension per `(axis name, size or None)` in `axes`.
+
+    The signature's TensorSpec binds only Python callers: TF Serving and the C++ API feed
+    tensors of any shape. Without this a rank-3 waveform broadcast the NaN check to
+    [batch, samples, samples]. The shape is read with raw ops because `tf.shape` and `tf.rank`
+    answer from the traced static shape, which a fed tensor need not have.
+    """
+    layout = "[" + ", ".join(axis if size is None else str(size) for axis, size in axes) + "]"
+    message = f"`{name}` must have shape {layout} (rank {len(axes)}); got shape"
+    shape = tf.raw_ops.Shape(input=tensor)
+    rank = tf.debugging.Assert(tf.equal(tf.raw_ops.Size(input=shape), len(axes)), [message, shape])
+    fixed = [(axis, size) for axis, (_, size) in enumerate(axes) if size is not None]
+    if not fixed:
+        return rank
+    with tf.control_dependencies([rank]):
+        sizes = tf.stack([shape[axis] for axis, _ in fixed])
+        return tf.debugging.Assert(
+            tf.reduce_all(tf.equal(sizes, [size for _, size in fixed])), [message, shape]
+        )

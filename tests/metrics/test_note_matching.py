@@ -1,3 +1,8 @@
+import tracemalloc
+
+import mir_eval
+import numpy as np
+import pretty_midi
 import pytest
 
 from keras_mt3.errors import KerasMT3Error
@@ -62,3 +67,101 @@ def test_note_ending_before_it_starts_is_a_clear_error(make_sequence):
     bad = make_sequence([(60, 2.0, 1.0)])
     with pytest.raises(KerasMT3Error, match="ends at 1.0 s, before it starts"):
         match_notes(bad.notes, bad.notes)
+
+
+def test_a_note_starting_before_zero_is_a_clear_error(make_sequence):
+    bad = make_sequence([(60, -0.5, 1.0)])
+    with pytest.raises(KerasMT3Error, match="starts at -0.5 s, before 0"):
+        match_notes(bad.notes, bad.notes, offset_ratio=MT3_OFFSET_RATIO)
+
+
+# ---- agreement with mir_eval, pair for pair -------------------------------------------------
+
+
+def grid_notes(rng, count, grid):
+    """Notes on a time grid over six pitches: many exact 50 ms distances, ties between equal
+    matchings and zero-length notes, where a matching that differed from mir_eval's would show."""
+    notes = []
+    for _ in range(count):
+        onset = int(rng.integers(0, 300)) * grid
+        duration = int(rng.integers(0, 40)) * grid
+        pitch, velocity = int(rng.integers(58, 64)), int(rng.integers(1, 128))
+        notes.append((pitch, onset, onset + duration, velocity))
+    return notes
+
+
+def mir_eval_pairs(reference, estimate, offset_ratio, with_velocity):
+    """mir_eval's matching of NoteSequence notes, as indices into the given note lists."""
+
+    def arrays(notes):
+        kept = [index for index, note in enumerate(notes) if note.end_time > note.start_time]
+        intervals = np.array([(notes[i].start_time, notes[i].end_time) for i in kept])
+        hz = pretty_midi.note_number_to_hz(np.array([notes[i].pitch for i in kept], float))
+        return kept, intervals, hz, np.array([notes[i].velocity for i in kept], float)
+
+    ref_kept, ref_intervals, ref_hz, ref_velocities = arrays(reference)
+    est_kept, est_intervals, est_hz, est_velocities = arrays(estimate)
+    if not ref_kept or not est_kept:
+        return ()
+    if with_velocity:
+        pairs = mir_eval.transcription_velocity.match_notes(
+            ref_intervals, ref_hz, ref_velocities, est_intervals, est_hz, est_velocities,
+            offset_ratio=offset_ratio,
+        )
+    else:
+        pairs = mir_eval.transcription.match_notes(
+            ref_intervals, ref_hz, est_intervals, est_hz, offset_ratio=offset_ratio
+        )
+    return tuple((ref_kept[r], est_kept[e]) for r, e in pairs)
+
+
+@pytest.mark.parametrize("grid", [0.01, 0.005, 0.0125, 0.001])
+def test_pairs_are_mir_evals_pair_for_pair(make_sequence, grid):
+    rng = np.random.default_rng(int(grid * 10000))
+    compared = 0
+    for _ in range(25):
+        reference = make_sequence(grid_notes(rng, int(rng.integers(1, 120)), grid)).notes
+        estimate = make_sequence(grid_notes(rng, int(rng.integers(1, 120)), grid)).notes
+        for offset_ratio in (None, MT3_OFFSET_RATIO):
+            for with_velocity in (False, True):
+                expected = mir_eval_pairs(reference, estimate, offset_ratio, with_velocity)
+                matching = match_notes(
+                    reference, estimate, offset_ratio=offset_ratio, with_velocity=with_velocity
+                )
+                assert matching.pairs == expected, (grid, offset_ratio, with_velocity)
+                compared += len(expected)
+    assert compared > 300, "the random sequences should share many notes"
+
+
+def test_a_realistic_transcription_matches_as_in_mir_eval(make_sequence, make_played_notes):
+    reference, estimate = make_played_notes(1, 2000, 120.0)
+    reference, estimate = make_sequence(reference).notes, make_sequence(estimate).notes
+    for offset_ratio in (None, MT3_OFFSET_RATIO):
+        for with_velocity in (False, True):
+            expected = mir_eval_pairs(reference, estimate, offset_ratio, with_velocity)
+            assert len(expected) > 800
+            matching = match_notes(
+                reference, estimate, offset_ratio=offset_ratio, with_velocity=with_velocity
+            )
+            assert matching.pairs == expected
+
+
+def test_twenty_thousand_notes_match_in_bounded_memory(make_sequence, make_played_notes):
+    # mir_eval's dense matrices would take over 12 GB here.
+    reference, estimate = make_played_notes(2, 20000, 1200.0)
+    reference, estimate = make_sequence(reference).notes, make_sequence(estimate).notes
+    tracemalloc.start()
+    try:
+        matching = match_notes(reference, estimate, offset_ratio=MT3_OFFSET_RATIO)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert matching.counts.reference == 20000
+    assert matching.counts.matched > 10000
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB"
+
+
+def test_massively_duplicated_notes_are_refused_clearly(make_sequence):
+    duplicates = make_sequence([(60, 1.0, 2.0)] * 2100).notes  # 2100 x 2100 candidate pairs
+    with pytest.raises(KerasMT3Error, match="mostly duplicated notes"):
+        match_notes(duplicates, duplicates)

@@ -5,6 +5,7 @@ rendered ground truth (`NAME.mid`), read here with pretty_midi directly rather t
 """
 
 import json
+import tracemalloc
 import warnings
 
 import mir_eval
@@ -258,3 +259,17 @@ def test_apply_sustain_lengthens_reference_notes(make_sequence):
 def test_non_sequences_are_rejected(make_sequence):
     with pytest.raises(KerasMT3Error, match="estimate must be a note_seq NoteSequence"):
         transcription_metrics("song.mid", make_sequence([]))
+
+
+def test_twenty_thousand_notes_score_in_bounded_memory(make_sequence, make_played_notes):
+    # Scoring compared every reference note with every estimated one: over 12 GB here.
+    reference, estimate = make_played_notes(3, 20000, 1200.0)
+    reference, estimate = make_sequence(reference), make_sequence(estimate)
+    tracemalloc.start()
+    try:
+        metrics = transcription_metrics(estimate, reference)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 0.5 < metrics["onset_f1"] < 1.0 and 0.5 < metrics["program_full_f1"] < 1.0, metrics
+    assert peak < 1024 * 2**20, f"peak {peak / 2**20:.0f} MB"

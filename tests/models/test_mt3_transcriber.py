@@ -9,7 +9,7 @@ import soundfile
 from note_seq.protobuf import music_pb2
 
 from keras_mt3.codec.vocabulary import MT3_VOCABULARY
-from keras_mt3.errors import AudioLoadError
+from keras_mt3.errors import AudioLoadError, KerasMT3Error
 from keras_mt3.metrics import transcription_metrics
 from keras_mt3.models.mt3_backbone import MT3Backbone
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
@@ -113,6 +113,28 @@ def test_bad_inputs_raise_clear_errors(tiny_transcriber, tmp_path):
     soundfile.write(empty, np.zeros(0, "float32"), 16000)
     with pytest.raises(AudioLoadError):
         tiny_transcriber.transcribe(empty)
+
+
+def test_sample_rate_errors_name_sample_rate_and_files_refuse_it(tiny_transcriber, tmp_path):
+    for bad in (0, -16000, float("nan"), "16000"):
+        with pytest.raises(KerasMT3Error, match=r"^sample_rate must be") as info:
+            tiny_transcriber.transcribe(np.zeros(100, "float32"), sample_rate=bad)
+        assert "source_sample_rate" not in str(info.value)
+    path = tmp_path / "clip.wav"
+    soundfile.write(path, np.zeros(1600, "float32"), 16000)
+    for source in (path, str(path), path.read_bytes()):
+        with pytest.raises(AudioLoadError, match="sample_rate= is only for arrays"):
+            tiny_transcriber.transcribe(source, sample_rate=16000)
+    with pytest.raises(AudioLoadError, match="without `sample_rate`"):
+        tiny_transcriber.transcribe(np.float32(0.5))
+
+
+def test_uint8_and_empty_arrays(tiny_transcriber):
+    silence = tiny_transcriber.transcribe(np.zeros(16000, "float32"), sample_rate=16000)
+    unsigned = tiny_transcriber.transcribe(np.full(16000, 128, np.uint8), sample_rate=16000)
+    assert unsigned == silence  # 128 is uint8 PCM's silence
+    with pytest.raises(AudioLoadError, match="is empty audio"):
+        tiny_transcriber.transcribe(np.zeros((2, 0), "float32"), sample_rate=16000)
 
 
 def test_transcribe_to_midi_never_leaves_a_half_written_file(tiny_transcriber, tmp_path):

@@ -1,5 +1,6 @@
 import io
 import tracemalloc
+import wave
 
 import numpy as np
 import pytest
@@ -111,6 +112,22 @@ def test_array_input(stereo_wav, stereo_clip):
     )
 
 
+def test_unsigned_pcm_is_offset_binary(tmp_path):
+    # 8-bit WAV is unsigned with 128 as silence: an array of it reads as libsndfile decodes the
+    # same bytes in a file.
+    pcm = np.array([[128, 128], [0, 0], [255, 255], [192, 64], [100, 160]], np.uint8)
+    path = tmp_path / "u8.wav"
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(2)
+        file.setsampwidth(1)
+        file.setframerate(16000)
+        file.writeframes(pcm.tobytes())
+    from_array = load_audio(pcm, source_sample_rate=16000)
+    np.testing.assert_array_equal(from_array, load_audio(path))
+    np.testing.assert_array_equal(from_array, [0.0, -1.0, 127 / 128, 0.0, (-28 + 32) / 256])
+    assert load_audio(np.full(10, 128, np.uint8), source_sample_rate=16000).tolist() == [0.0] * 10
+
+
 def test_silent_audio_is_valid(tmp_path):
     path = tmp_path / "silence.wav"
     soundfile.write(path, np.zeros((44100, 2), np.int16), 44100)
@@ -179,6 +196,10 @@ def test_zero_length(tmp_path, error_message):
     assert "0 bytes" in error_message(empty_file)
     assert "zero length" in error_message(b"")
     assert "zero length" in error_message(np.zeros(0, np.float32), source_sample_rate=16000)
+    # Channels without samples, either way round: empty, not NaN from averaging nothing.
+    for shape in [(2, 0), (0, 2), (0, 0)]:
+        message = error_message(np.zeros(shape, np.float32), source_sample_rate=16000)
+        assert "is empty audio" in message and "NaN" not in message, shape
 
 
 def test_non_finite_samples(tmp_path, error_message):

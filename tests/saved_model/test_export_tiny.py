@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -204,6 +205,100 @@ def test_wrong_dtypes_and_ranks_are_rejected_before_running(loaded, inputs):
         loaded.signatures[names.SERVING_DEFAULT](
             **{key: tf.constant(value) for key, value in inputs.items()}
         )
+
+
+class SessionFeeder:
+    """Runs signatures as TF Serving and the C++ API do: the tensors go straight into
+    Session::Run, without the Python-side check of their shapes against the signature."""
+
+    def __init__(self, model_dir):
+        import tensorflow as tf
+
+        graph = tf.Graph()
+        with graph.as_default():
+            self.session = tf.compat.v1.Session(graph=graph)
+            self.meta_graph = tf.compat.v1.saved_model.loader.load(
+                self.session, ["serve"], str(model_dir)
+            )
+        self._callables = {}
+
+    def prepare(self, signature_name):
+        """The signature's callable (made once: making one optimizes the whole graph)."""
+        from tensorflow.core.protobuf import config_pb2
+
+        if signature_name not in self._callables:
+            signature = self.meta_graph.signature_def[signature_name]
+            inputs = sorted(signature.inputs)
+            options = config_pb2.CallableOptions(
+                feed=[signature.inputs[name].name for name in inputs],
+                fetch=[output.name for output in signature.outputs.values()],
+            )
+            run = self.session._make_callable_from_options(options)
+            self._callables[signature_name] = (inputs, list(signature.outputs), run)
+        return self._callables[signature_name]
+
+    def __call__(self, signature_name, inputs):
+        input_names, output_names, run = self.prepare(signature_name)
+        return dict(zip(output_names, run(*(inputs[name] for name in input_names))))
+
+
+@pytest.fixture(scope="module")
+def session_feeder(tiny_saved_model):
+    feeder = SessionFeeder(tiny_saved_model)
+    yield feeder
+    feeder.session.close()
+
+
+@pytest.mark.parametrize(
+    "waveform_shape, lengths_shape, message",
+    [
+        ((64000,), (1,), "`waveform` must have shape [batch, samples] (rank 2); got shape] [64"),
+        # Rank 3 once broadcast the NaN check to [1, 64000, 64000] (minutes and gigabytes).
+        ((1, 64000, 1), (1,), "`waveform` must have shape [batch, samples] (rank 2)"),
+        ((1, 1, 64000), (1,), "`waveform` must have shape [batch, samples] (rank 2)"),
+        ((1, 64000), (1, 1), "`lengths` must have shape [batch] (rank 1); got shape] [1 1]"),
+        ((1, 64000), (), "`lengths` must have shape [batch] (rank 1)"),
+    ],
+    ids=["rank-1 waveform", "waveform [batch, samples, 1]", "waveform [batch, 1, samples]",
+         "rank-2 lengths", "scalar lengths"],
+)
+def test_fed_audio_of_the_wrong_rank_fails_fast_with_a_readable_message(
+    session_feeder, waveform_shape, lengths_shape, message
+):
+    import tensorflow as tf
+
+    inputs = {
+        names.WAVEFORM: np.zeros(waveform_shape, "float32"),
+        names.LENGTHS: np.full(lengths_shape, 64000, "int32"),
+    }
+    session_feeder.prepare(names.SERVING_DEFAULT)
+    started = time.perf_counter()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+        session_feeder(names.SERVING_DEFAULT, inputs)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_fed_requests_of_the_right_rank_still_run_and_are_checked(session_feeder, expected_notes):
+    import tensorflow as tf
+
+    waveform, lengths = padded_audio([CLIPS["short"]])
+    outputs = session_feeder(
+        names.SERVING_DEFAULT, {names.WAVEFORM: waveform, names.LENGTHS: lengths}
+    )
+    assert notes_from_outputs(outputs, 0) == expected_notes["short"]
+    two_rows = np.zeros((2, 100), "float32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="needs one entry per row"):
+        session_feeder(
+            names.SERVING_DEFAULT,
+            {names.WAVEFORM: two_rows, names.LENGTHS: np.array([100], "int32")},
+        )
+    for signature in (names.DECODE_TOKENS, names.DECODE_XLA):
+        with pytest.raises(
+            tf.errors.InvalidArgumentError,
+            match=re.escape("`encoder_inputs` must have shape [batch, 256, 512] (rank 3); got "
+                            "shape] [1 100 512]"),
+        ):
+            session_feeder(signature, {names.ENCODER_INPUTS: np.zeros((1, 100, 512), "float32")})
 
 
 def test_bad_frames_are_rejected(loaded):
