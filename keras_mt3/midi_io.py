@@ -47,7 +47,8 @@ def save_midi(note_sequence, path):
 
     Raises:
         KerasMT3Error: `note_sequence` is not a NoteSequence or cannot be expressed as MIDI
-            (e.g. a pitch or velocity outside 0..127).
+            (e.g. a pitch or velocity outside 0..127); `OutputError` when `path` cannot be
+            written.
     """
     if not isinstance(note_sequence, music_pb2.NoteSequence):
         raise KerasMT3Error(
@@ -58,6 +59,8 @@ def save_midi(note_sequence, path):
         midi = note_sequence_to_pretty_midi(note_sequence)
         with atomic_write(path) as handle:
             midi.write(handle)
+    except KerasMT3Error:
+        raise  # the output path itself is the problem (OutputError), not the notes
     except (ValueError, TypeError, OverflowError) as error:
         # mido checks every data byte only while writing, after the temporary file is open.
         raise KerasMT3Error(
