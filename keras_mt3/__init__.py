@@ -1,7 +1,15 @@
 """keras-mt3: MT3 multi-instrument music transcription for Keras 3."""
 
+import warnings
+
 from keras_mt3.utils import lazy_module_getattr
 from keras_mt3.version import __version__
+
+# note_seq imports pydub, which warns at import when ffmpeg is missing. keras-mt3 never calls
+# pydub (audio is decoded by libsndfile), so the warning would only mislead.
+warnings.filterwarnings(
+    "ignore", message="Couldn't find ffmpeg or avconv", category=RuntimeWarning, module="pydub"
+)
 
 _LAZY = {
     "MT3Backbone": "keras_mt3.models.mt3_backbone",

@@ -27,3 +27,7 @@ class PresetError(KerasMT3Error):
 
 class MidiLoadError(KerasMT3Error):
     """A MIDI file is missing or malformed."""
+
+
+class OutputError(KerasMT3Error):
+    """An output file or folder cannot be written where it was asked for."""

@@ -48,7 +48,8 @@ def save_midi(note_sequence, path):
 
     Raises:
         KerasMT3Error: `note_sequence` is not a NoteSequence or cannot be expressed as MIDI
-            (e.g. a pitch or velocity outside 0..127).
+            (e.g. a pitch or velocity outside 0..127); `OutputError` when `path` cannot be
+            written.
     """
     path = pathlib.Path(path)
     data = midi_bytes(note_sequence, what=str(path))

@@ -5,6 +5,7 @@ directly (no pyplot), so plotting works without a display and leaves no global f
 """
 
 import dataclasses
+import math
 
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.utils import atomic_write
@@ -85,17 +86,28 @@ def plot_pianoroll(note_sequence, reference=None, path=None, *, title=None, star
     return figure
 
 
+def check_time_window(start=None, end=None):
+    """Raises `KerasMT3Error` unless the window's given ends are finite and `start < end`.
+
+    Callers about to transcribe first check the window with it, before the long work.
+    """
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not math.isfinite(float(value)):
+            raise KerasMT3Error(f"the plot window's {name} must be a finite time, got {value}")
+    if start is not None and end is not None and float(end) <= float(start):
+        raise KerasMT3Error(
+            f"the plot window must end after it starts; got start={float(start)}, "
+            f"end={float(end)}"
+        )
+
+
 def _time_window(sequences, start, end):
+    check_time_window(start, end)
     start = 0.0 if start is None else float(start)
     if end is None:
         last = max((n.end_time for seq in sequences for n in seq.notes), default=0.0)
         end = last if last > start else start + 1.0
-    end = float(end)
-    if end <= start:
-        raise KerasMT3Error(
-            f"the plot window must end after it starts; got start={start}, end={end}"
-        )
-    return start, end
+    return start, float(end)
 
 
 def _instrument_layers(note_sequence):

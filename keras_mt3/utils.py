@@ -1,4 +1,4 @@
-"""Small helpers shared across the package: atomic file output and progress bars."""
+"""Small helpers shared across the package: safe file output and progress bars."""
 
 import contextlib
 import os
@@ -12,25 +12,117 @@ def atomic_write(path, mode="wb"):
     """Open a temporary file beside `path`; it replaces `path` only if the block succeeds.
 
     An existing file at `path` is therefore never left half-written: on error it is untouched.
+
+    Raises:
+        OutputError: the file cannot be written there (a file where a folder should be, a
+            folder where the file should be, no permission, a full disk).
     """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _output_error(path, error) from error
     try:
         # mkstemp creates the file private (0600); give it the permissions open() would.
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        os.chmod(tmp_name, 0o666 & ~current_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(error, OSError):
+            raise _output_error(path, error) from error
         raise
 
 
-def _current_umask():
+def check_output_file(path):
+    """Raises `OutputError` if a file could not be written at `path`; creates nothing.
+
+    Commands call it before their long work, so that a bad output path fails at once rather
+    than after the results are computed.
+    """
+    from keras_mt3.errors import OutputError
+
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder; give the name of a file")
+    check_output_parent(path)
+
+
+def check_output_parent(path):
+    """Raises `OutputError` unless the folder `path` goes in exists, or can be created, and is
+    writable; creates nothing."""
+    from keras_mt3.errors import OutputError
+
+    for ancestor in pathlib.Path(path).parents:
+        if ancestor.is_dir():
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise OutputError(f"cannot write {path}: no permission to write in {ancestor}")
+            return
+        if ancestor.exists() or ancestor.is_symlink():
+            raise OutputError(f"cannot write {path}: {ancestor} is a file, not a folder")
+
+
+def unique_output_names(sources, suffix, roots=None):
+    """One relative output path per source file, ending in `suffix`, no two the same.
+
+    A source found inside a folder the user gave (its entry in `roots`; None for a file given
+    directly) keeps its subfolders below that folder; others are named after the file. Sources
+    that would still share a name keep the folders that tell them apart (`a/song.wav` and
+    `b/song.wav` give `a/song.mid` and `b/song.mid`), and where only the extension differs, it
+    stays too (`song.wav.mid`, `song.flac.mid`). Names differing only in case count as the
+    same, as they are on macOS and Windows.
+
+    Raises:
+        OutputError: two sources cannot be told apart (the same path given twice).
+    """
+    from keras_mt3.errors import OutputError
+
+    sources = [pathlib.Path(os.path.abspath(source)) for source in sources]
+    roots = [None] * len(sources) if roots is None else roots
+    stems = [
+        pathlib.Path(source.name) if root is None else source.relative_to(os.path.abspath(root))
+        for source, root in zip(sources, roots)
+    ]
+    for group in _clashes(stem.with_suffix(suffix) for stem in stems):
+        shared = os.path.commonpath([sources[i].parent for i in group])
+        for i in group:
+            stems[i] = sources[i].relative_to(shared)
+    names = [stem.with_suffix(suffix) for stem in stems]
+    for group in _clashes(names):
+        for i in group:
+            names[i] = stems[i].with_name(stems[i].name + suffix)
+    clashes = _clashes(names)
+    if clashes:
+        listed = "; ".join(" and ".join(str(sources[i]) for i in group) for group in clashes)
+        raise OutputError(f"these inputs would write the same output file: {listed}")
+    return names
+
+
+def _clashes(names):
+    """Index groups of `names` that are equal ignoring case."""
+    groups = {}
+    for index, name in enumerate(names):
+        groups.setdefault(str(name).casefold(), []).append(index)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _output_error(path, error):
+    """The clearest `OutputError` for an OSError met while writing `path`."""
+    from keras_mt3.errors import OutputError
+
+    try:
+        check_output_file(path)
+    except OutputError as specific:
+        return specific
+    return OutputError(f"cannot write {path}: {error.strerror or error}")
+
+
+def current_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask

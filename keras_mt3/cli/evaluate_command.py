@@ -241,28 +241,30 @@ def add_parser(subparsers):
 def run(args):
     from keras_mt3.errors import KerasMT3Error
     from keras_mt3.midi_io import load_midi
+    from keras_mt3.utils import check_output_file
 
     reference_dir = pathlib.Path(args.reference)
     if not reference_dir.is_dir():
         raise KerasMT3Error(
             f"--reference {reference_dir} is not a folder; give the folder holding <name>.mid files"
         )
+    for path in filter(None, (args.json, args.csv)):
+        check_output_file(path)  # before the scoring, not after it
     progress = False if args.no_progress else None
     if args.estimates:
         sources = _estimate_sources(args.estimates, args.inputs)
-        transcribe = load_midi
     else:
         if not args.inputs:
             raise KerasMT3Error("give audio files or folders to transcribe, or --estimates FOLDER")
         sources = common.expand_inputs(args.inputs)
-        model = common.load_transcriber(args)
-
-        def transcribe(path):
-            return model.transcribe(path, progress=False)
-
     if not sources:
         raise KerasMT3Error(f"no files to evaluate in {' '.join(args.inputs or [args.estimates])}")
     pairs = [(_name(path), path, find_reference(reference_dir, _name(path))) for path in sources]
+    _warn_unused_references(reference_dir, {name for name, _, _ in pairs})
+    if args.estimates:
+        transcribe = load_midi
+    else:
+        transcribe = _model_transcribe(args, pairs)
     results = evaluate_files(
         pairs, transcribe, apply_sustain=args.apply_sustain, progress=progress
     )
@@ -272,12 +274,53 @@ def run(args):
         if result.failed:
             print(f"{result.estimate}: error: {result.error}", file=sys.stderr)
     print(format_table(results, args.granularity))
-    _write_outputs(results, args)
     failures = sum(result.failed for result in results)
     if failures:
         print(f"{failures} of {len(results)} files failed", file=sys.stderr)
-        return 1
-    return 0
+    written = _write_outputs(results, args)
+    return 1 if failures or not written else 0
+
+
+def _model_transcribe(args, pairs):
+    """`path -> NoteSequence` with the model, loaded only if some audio file can be scored."""
+    if not any(reference is not None and _readable(path) for _, path, reference in pairs):
+        return _unreadable
+    model = common.load_transcriber(args)
+    return lambda path: model.transcribe(path, progress=False)
+
+
+def _readable(path):
+    from keras_mt3.errors import KerasMT3Error
+    from keras_mt3.preprocessing.audio_io import audio_duration
+
+    try:
+        audio_duration(path)  # the header only; a bad file is reported when it is scored
+    except KerasMT3Error:
+        return False
+    return True
+
+
+def _unreadable(path):
+    """Stands in for the model when no file could be read: raises why `path` cannot be."""
+    from keras_mt3.errors import KerasMT3Error
+    from keras_mt3.preprocessing.audio_io import audio_duration
+
+    audio_duration(path)
+    raise KerasMT3Error(f"{path} was unreadable when the run started, so no model was loaded")
+
+
+def _warn_unused_references(reference_dir, names):
+    unused = sorted(
+        path.name
+        for path in reference_dir.iterdir()
+        if path.suffix.lower() in MIDI_EXTENSIONS and path.stem not in names and path.is_file()
+    )
+    if unused:
+        print(
+            f"warning: {len(unused)} reference file(s) in {reference_dir} have no transcription "
+            f"to score and are left out: {', '.join(unused)}",
+            file=sys.stderr,
+        )
 
 
 def _estimate_sources(estimates, inputs):
@@ -300,13 +343,23 @@ def _name(path):
 
 
 def _write_outputs(results, args):
+    """Writes --json and --csv; an unwritable one is reported and the other still written.
+    Returns whether all were written."""
+    from keras_mt3.errors import KerasMT3Error
     from keras_mt3.utils import atomic_write
 
-    if args.json:
-        with atomic_write(args.json, "w") as handle:
-            json.dump(results_json(results), handle, indent=2)
-        print(f"wrote {args.json}")
-    if args.csv:
-        with atomic_write(args.csv, "w") as handle:
-            handle.write(results_csv(results))
-        print(f"wrote {args.csv}")
+    outputs = ((args.json, lambda handle: json.dump(results_json(results), handle, indent=2)),
+               (args.csv, lambda handle: handle.write(results_csv(results))))
+    written = True
+    for path, write in outputs:
+        if not path:
+            continue
+        try:
+            with atomic_write(path, "w") as handle:
+                write(handle)
+        except KerasMT3Error as error:
+            print(f"keras-mt3 evaluate: error: {error}", file=sys.stderr)
+            written = False
+        else:
+            print(f"wrote {path}")
+    return written

@@ -21,13 +21,13 @@ def add_parser(subparsers):
     common.add_model_arguments(parser)
     parser.add_argument(
         "--max-audio-seconds",
-        type=float,
+        type=common.positive_seconds,
         default=None,
         help="longest clip one request may hold (default: 600); longer ones are rejected",
     )
     parser.add_argument(
         "--request-batch-size",
-        type=int,
+        type=common.positive_int,
         default=None,
         help="fix the number of clips per request (default: any)",
     )
@@ -36,7 +36,12 @@ def add_parser(subparsers):
         action="store_true",
         help="leave out the XLA signature decode_xla",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT_DIR")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing OUT_DIR, only if it is empty or a SavedModel keras-mt3 exported "
+        "(any other folder is refused, untouched)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(run=run)
 

@@ -44,9 +44,11 @@ def main(argv=None):
         os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_mt3.errors import KerasMT3Error
+    from keras_mt3.tensorflow_logs import quiet_tensorflow_startup
 
     try:
-        return args.run(args) or 0
+        with quiet_tensorflow_startup():
+            return args.run(args) or 0
     except KerasMT3Error as error:
         print(f"keras-mt3 {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -16,8 +16,16 @@ def add_parser(subparsers):
     parser.add_argument("input", help="a MIDI file, or an audio file to transcribe")
     parser.add_argument("-o", "--output", required=True, help="the PNG file to write")
     parser.add_argument("--reference", help="ground-truth MIDI file to compare against")
-    parser.add_argument("--start", type=float, help="start of the time window, in seconds")
-    parser.add_argument("--end", type=float, help="end of the time window, in seconds")
+    parser.add_argument(
+        "--start",
+        type=common.non_negative_seconds,
+        help="start of the time window, in seconds (default: 0)",
+    )
+    parser.add_argument(
+        "--end",
+        type=common.positive_seconds,
+        help="end of the time window, in seconds (default: the last note's end)",
+    )
     parser.add_argument("--title", help="figure title (default: describes the plot)")
     common.add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -27,11 +35,14 @@ def add_parser(subparsers):
 def run(args):
     from keras_mt3.errors import KerasMT3Error
     from keras_mt3.midi_io import load_midi
-    from keras_mt3.plotting import plot_pianoroll
+    from keras_mt3.plotting import check_time_window, plot_pianoroll
+    from keras_mt3.utils import check_output_file
 
     output = pathlib.Path(args.output)
     if output.suffix.lower() != ".png":
         raise KerasMT3Error(f"-o {output} must end in .png (the plot is written as a PNG image)")
+    check_time_window(args.start, args.end)  # before a possibly long transcription
+    check_output_file(output)
     # Read the (cheap) reference before a possibly long transcription, so a typo fails fast.
     reference = load_midi(args.reference) if args.reference else None
     note_sequence = _input_notes(args, load_midi)

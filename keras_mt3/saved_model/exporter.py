@@ -56,7 +56,8 @@ def export(
             backbone's `max_decoder_length`, 1024 for MT3).
         vocabulary: vocabulary name or config (default: the transcriber's, else "mt3").
         include_xla: also export the XLA signature `decode_xla`.
-        overwrite: replace an existing `path`.
+        overwrite: replace an existing `path`, if it is empty or a SavedModel that `export()`
+            wrote; any other folder is refused.
         progress: show a progress bar (default: when stderr is a terminal).
         verbose: print the signatures once written.
     """
@@ -197,7 +198,13 @@ def _positive_float(value, name):
 
 
 def check_export_target(path, overwrite):
-    """Raises `KerasMT3Error` unless a SavedModel may be written to `path` (a Path)."""
+    """Raises `KerasMT3Error` unless a SavedModel may be written to `path` (a Path).
+
+    `overwrite` replaces only an empty folder or a SavedModel this package exported (its
+    manifest says so), never a folder that may hold anything else.
+    """
+    from keras_mt3.utils import check_output_parent
+
     if path.exists() and not overwrite:
         raise KerasMT3Error(
             f"{path} already exists; choose a new folder (TF Serving expects one numbered "
@@ -205,17 +212,44 @@ def check_export_target(path, overwrite):
         )
     if path.exists() and not path.is_dir():
         raise KerasMT3Error(f"{path} exists and is not a folder; remove it or choose another path")
+    if path.is_dir() and any(path.iterdir()) and not is_keras_mt3_export(path):
+        raise KerasMT3Error(
+            f"{path} is not a SavedModel written by keras-mt3 (no saved_model.pb with "
+            f"assets.extra/{names.MANIFEST_FILE}), so overwrite does not replace it; remove it "
+            "yourself if it can go, or choose another folder"
+        )
+    check_output_parent(path)
+
+
+def is_keras_mt3_export(path):
+    """Whether folder `path` holds a SavedModel that `export()` wrote (its manifest is there)."""
+    path = pathlib.Path(path)
+    manifest = path / "assets.extra" / names.MANIFEST_FILE
+    try:
+        recorded = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return False
+    return (path / "saved_model.pb").is_file() and isinstance(recorded, dict) and (
+        "keras_mt3_version" in recorded
+    )
 
 
 @contextlib.contextmanager
 def _staging_folder(path, overwrite):
     """A temporary folder beside `path` that becomes `path` if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(
-        tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    )
+    from keras_mt3.utils import current_umask
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        )
+    except OSError as error:
+        raise KerasMT3Error(f"cannot create {path}: {error.strerror or error}") from error
     try:
         yield staging
+        # mkdtemp made it private (0700); a TF Serving account must be able to read the model.
+        os.chmod(staging, 0o777 & ~current_umask())
         check_export_target(path, overwrite)
         if path.exists():
             retired = pathlib.Path(

@@ -49,8 +49,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     spec_path = pathlib.Path(argv[0])
     handoff = spec_path.parent
+    from keras_mt3.tensorflow_logs import quiet_tensorflow_startup
+
     try:
-        _export_from_spec(spec_path, handoff)
+        with quiet_tensorflow_startup():
+            _export_from_spec(spec_path, handoff)
     except KerasMT3Error as error:
         (handoff / _ERROR_FILE).write_text(str(error))
         return 2

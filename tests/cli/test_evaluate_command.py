@@ -173,3 +173,81 @@ def test_transcribes_audio_with_the_model(reference_dir, checkpoint_dir, tmp_pat
     chorale_scores = next(entry for entry in files if entry["name"] == "chorale")
     assert chorale_scores["metrics"]["onset_f1"] > 0.8
     assert table_rows(captured.out)["chorale"][0] == f"{chorale_scores['metrics']['onset_f1']:.3f}"
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_an_unwritable_scores_file_is_refused_before_scoring(
+    option, estimates, reference_dir, tmp_path, capsys
+):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    code = main(["evaluate", "--estimates", str(estimates), "--reference", str(reference_dir),
+                 option, str(tmp_path / "taken" / "scores"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"cannot write {tmp_path / 'taken' / 'scores'}: {tmp_path / 'taken'} is a file" in (
+        captured.err
+    )
+    assert "Traceback" not in captured.err and "mean" not in captured.out  # nothing scored
+    assert (tmp_path / "taken").read_text() == "a file, not a folder"
+
+
+def test_scores_file_that_cannot_be_written_at_the_end_is_reported(
+    estimates, reference_dir, tmp_path, monkeypatch, capsys
+):
+    """An obstacle that appears while scoring: reported, the other file still written."""
+    from keras_mt3.cli import evaluate_command
+
+    out_json, out_csv = tmp_path / "scores.json", tmp_path / "scores.csv"
+    scoring = evaluate_command.evaluate_files
+
+    def score_then_block(*args, **kwargs):
+        results = scoring(*args, **kwargs)
+        out_json.mkdir()
+        return results
+
+    monkeypatch.setattr(evaluate_command, "evaluate_files", score_then_block)
+    code = main(["evaluate", "--estimates", str(estimates), "--reference", str(reference_dir),
+                 "--json", str(out_json), "--csv", str(out_csv), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert f"error: cannot write {out_json}: it is a folder" in captured.err
+    assert "Traceback" not in captured.err
+    assert not any(out_json.iterdir())  # no half-written temporary file
+    with open(out_csv, newline="") as handle:
+        assert {row["file"] for row in csv.DictReader(handle)} == {*CLIPS, "mean"}
+
+
+def test_references_without_a_transcription_are_reported(estimates, reference_dir, tmp_path, capsys):
+    references = tmp_path / "references"
+    references.mkdir()
+    for name in (*CLIPS, "unheard", "also_unheard"):
+        shutil.copy(reference_dir / "piano_chorale.mid", references / f"{name}.mid")
+    code = main(["evaluate", "--estimates", str(estimates), "--reference", str(references),
+                 "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert (
+        f"warning: 2 reference file(s) in {references} have no transcription to score and are "
+        "left out: also_unheard.mid, unheard.mid"
+    ) in captured.err
+    assert set(table_rows(captured.out)) >= set(CLIPS)
+
+
+def test_audio_that_cannot_be_scored_loads_no_model(reference_dir, tmp_path, no_model_load, capsys):
+    references = tmp_path / "references"
+    references.mkdir()
+    shutil.copy(reference_dir / "piano_chorale.mid", references / "gone.mid")
+    code = main(["evaluate", str(tmp_path / "gone.wav"), "--reference", str(references),
+                 "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "gone.wav: error: audio file" in captured.err and "does not exist" in captured.err
+    assert table_rows(captured.out)["gone"][0] == "failed"
+
+
+def test_a_bad_batch_size_is_a_usage_error(estimates, reference_dir, no_model_load, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["evaluate", "--estimates", str(estimates), "--reference", str(reference_dir),
+              "--batch-size", "0"])
+    assert stopped.value.code == 2
+    assert "--batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err

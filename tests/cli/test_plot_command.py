@@ -5,6 +5,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import soundfile
+from cli_support import write_tone
 
 from keras_mt3.cli.main import main
 from keras_mt3.plotting import DPI, EXTRA_COLOR, FIGURE_SIZE_INCHES, MATCHED_COLOR, MISSED_COLOR
@@ -65,6 +66,52 @@ def test_bad_inputs_are_clear_errors(args, message, reference_dir, tmp_path, mon
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--start", "nan", "must be a finite number, got 'nan'"),
+        ("--end", "inf", "must be a finite number, got 'inf'"),
+        ("--start", "-1", "must be a number of seconds >= 0, got '-1'"),
+        ("--end", "0", "must be a number of seconds > 0, got '0'"),
+        ("--batch-size", "0", "must be a whole number >= 1, got '0'"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(option, value, message, reference_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["plot", str(reference_dir / "piano_chorale.mid"), "-o", str(tmp_path / "a.png"),
+              option, value])
+    assert stopped.value.code == 2
+    assert f"{option}: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        ("taken/roll.png", "taken is a file, not a folder"),
+        ("folder.png", "folder.png: it is a folder"),
+    ],
+)
+def test_an_unwritable_output_is_refused_before_transcribing(
+    output, message, tmp_path, monkeypatch, no_model_load, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file")
+    (tmp_path / "folder.png").mkdir()
+    code = main(["plot", str(write_tone(tmp_path / "clip.wav", 0.5)), "-o", output])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert message in captured.err and "Traceback" not in captured.err
+    assert (tmp_path / "taken").read_text() == "a file" and not any((tmp_path / "folder.png").iterdir())
+
+
+def test_a_bad_window_is_refused_before_transcribing(tmp_path, no_model_load, capsys):
+    code = main(["plot", str(write_tone(tmp_path / "clip.wav", 0.5)), "-o", str(tmp_path / "a.png"),
+                 "--start", "4", "--end", "4"])
+    assert code == 2
+    assert "must end after it starts" in capsys.readouterr().err
 
 
 def test_output_must_be_png(reference_dir, tmp_path, capsys):

@@ -31,7 +31,10 @@ def test_transcribes_a_folder_and_reports_each_file(audio_folder, tmp_path, chec
     )
     printed = capsys.readouterr().out
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["chorale.mid", "silence.mid"]
+    # The folder's layout is mirrored: nested/silence.wav -> nested/silence.mid.
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.mid")) == [
+        "chorale.mid", "nested/silence.mid"
+    ]
     chorale = load_midi(out / "chorale.mid")
     assert len(chorale.notes) > 5
     assert f"{len(chorale.notes)} notes" in printed
