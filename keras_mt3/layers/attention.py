@@ -12,6 +12,8 @@ MASK_BIAS = -1e10
 # (`T5Attention.attend_with_cache`).
 CACHE_UPDATE = "update"
 CACHE_APPEND = "append"
+CACHE_IN_PLACE = "in_place"
+CACHE_WRITES = (CACHE_UPDATE, CACHE_APPEND, CACHE_IN_PLACE)
 
 
 @keras.saving.register_keras_serializable(package="keras_mt3")
@@ -104,6 +106,9 @@ class T5Attention(keras.layers.Layer):
         - `"append"`: caches holding exactly the positions decoded so far, concatenated with
           the new one; nothing to mask. Every op has an ordinary TensorFlow kernel, for graphs
           served without XLA (`keras_mt3.saved_model.tf_greedy_decoding`).
+        - `"in_place"`: as `"update"`, but the caller hands the caches over: eager torch writes
+          into them instead of copying them (Keras's torch `slice_update` clones the whole
+          cache, every layer, every step); compiled backends update in place anyway.
         """
         key, value = self.project_key_value(inputs)
         query = self.project_query(inputs)
@@ -111,12 +116,11 @@ class T5Attention(keras.layers.Layer):
             key_cache = ops.concatenate([key_cache, key], axis=2)
             value_cache = ops.concatenate([value_cache, value], axis=2)
             return self.attend(query, key_cache, value_cache), key_cache, value_cache
-        if cache_write != CACHE_UPDATE:
-            raise ValueError(
-                f"cache_write must be {CACHE_UPDATE!r} or {CACHE_APPEND!r}; got {cache_write!r}"
-            )
-        key_cache = ops.slice_update(key_cache, (0, 0, index, 0), key)
-        value_cache = ops.slice_update(value_cache, (0, 0, index, 0), value)
+        if cache_write not in CACHE_WRITES:
+            raise ValueError(f"cache_write must be one of {CACHE_WRITES}; got {cache_write!r}")
+        write = _write_in_place if cache_write == CACHE_IN_PLACE else _write_copy
+        key_cache = write(key_cache, key, index)
+        value_cache = write(value_cache, value, index)
         visible = ops.arange(ops.shape(key_cache)[2]) <= index
         outputs = self.attend(query, key_cache, value_cache, visible[None, None, :])
         return outputs, key_cache, value_cache
@@ -127,6 +131,30 @@ class T5Attention(keras.layers.Layer):
             {"num_heads": self.num_heads, "head_dim": self.head_dim, "dropout": self.dropout}
         )
         return config
+
+
+def dense_layout(x):
+    """`x` with its own dense memory layout.
+
+    Head-major projections are transposed views under torch, and every attention product over
+    such a view first copies it: for the cross-attention keys/values, computed once per
+    segment and read at every decoding step, that was a copy of all of them per step. XLA
+    chooses layouts itself, so other backends return `x` as it is.
+    """
+    if keras.backend.backend() == "torch":
+        return x.contiguous()
+    return x
+
+
+def _write_copy(cache, update, index):
+    return ops.slice_update(cache, (0, 0, index, 0), update)
+
+
+def _write_in_place(cache, update, index):
+    if keras.backend.backend() == "torch" and isinstance(index, int):
+        cache[:, :, index : index + 1] = update
+        return cache
+    return _write_copy(cache, update, index)
 
 
 def _project(inputs, kernel):

@@ -15,6 +15,8 @@ The phases change speed, never the result.
 import keras
 from keras import ops
 
+from keras_mt3.layers.attention import CACHE_IN_PLACE
+
 BOS_ID = 0
 EOS_ID = 1
 PAD_ID = 0
@@ -67,7 +69,7 @@ def greedy_decode(backbone, encoded, max_length=1024, eos_id=EOS_ID, cache_lengt
     cache = backbone.init_cache(encoded, cache_lengths[0])
 
     def decode_one(step, tokens, previous, finished, cache):
-        logits, cache = backbone.decode_step(previous, cache, step)
+        logits, cache = backbone.decode_step(previous, cache, step, cache_write=CACHE_IN_PLACE)
         next_ids = ops.cast(ops.argmax(logits, axis=-1), "int32")
         next_ids = ops.where(finished, PAD_ID, next_ids)
         tokens = ops.slice_update(tokens, (0, step), next_ids[:, None])

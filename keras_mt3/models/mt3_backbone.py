@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_mt3.layers.attention import CACHE_UPDATE
+from keras_mt3.layers.attention import dense_layout
 from keras_mt3.layers.decoder_layer import MT3DecoderLayer
 from keras_mt3.layers.encoder_layer import LAYER_NORM_EPSILON
 from keras_mt3.layers.encoder_layer import MT3EncoderLayer
@@ -185,13 +186,15 @@ class MT3Backbone(keras.Model):
         """
         batch_size = ops.shape(encoded)[0]
         cross = [layer.cross_attention.project_key_value(encoded) for layer in self.decoder_layers]
-        empty = ops.zeros((batch_size, self.num_heads, max_length, self.head_dim), "float32")
+        shape = (batch_size, self.num_heads, max_length, self.head_dim)
         layers = range(self.num_decoder_layers)
+        # One buffer per cache, never shared: `decode_step(..., cache_write="in_place")` writes
+        # into them.
         return {
-            "cross_key": tuple(key for key, _ in cross),
-            "cross_value": tuple(value for _, value in cross),
-            "self_key": tuple(empty for _ in layers),
-            "self_value": tuple(empty for _ in layers),
+            "cross_key": tuple(dense_layout(key) for key, _ in cross),
+            "cross_value": tuple(dense_layout(value) for _, value in cross),
+            "self_key": tuple(ops.zeros(shape, "float32") for _ in layers),
+            "self_value": tuple(ops.zeros(shape, "float32") for _ in layers),
         }
 
     def grow_cache(self, cache, max_length):
@@ -218,7 +221,8 @@ class MT3Backbone(keras.Model):
         Returns `(logits [B, vocabulary_size], cache)`; the new cache holds this position's
         self-attention keys/values. Results equal `decode` on the full prefix.
         `cache_write` is `T5Attention.attend_with_cache`'s: `"update"` writes the static
-        caches of `init_cache(encoded, max_length)` in place; `"append"` grows caches that
+        caches of `init_cache(encoded, max_length)` at `index` (`"in_place"` likewise, into
+        the given buffers, which the caller must not use again); `"append"` grows caches that
         hold exactly the positions so far (start from `init_cache(encoded, 0)`).
         """
         # `.call` skips per-call layer bookkeeping (see `MT3DecoderLayer.call_cached`).

@@ -101,6 +101,24 @@ def test_appending_cache_steps_equal_causal_attention():
         assert tuple(key_cache.shape) == (2, HEADS, index + 1, HEAD_DIM)
 
 
+def test_in_place_cache_steps_equal_copying_ones():
+    layer = _layer()
+    x = _inputs(2, 4, HIDDEN)
+    caches = {}
+    for cache_write in ("update", "in_place"):
+        key_cache = keras.ops.zeros((2, HEADS, 6, HEAD_DIM))
+        value_cache = keras.ops.zeros((2, HEADS, 6, HEAD_DIM))
+        steps = []
+        for index in range(4):
+            step, key_cache, value_cache = layer.attend_with_cache(
+                x[:, index : index + 1], key_cache, value_cache, index, cache_write=cache_write
+            )
+            steps.append(keras.ops.convert_to_numpy(step))
+        caches[cache_write] = (steps, keras.ops.convert_to_numpy(key_cache))
+    np.testing.assert_array_equal(caches["update"][0], caches["in_place"][0])
+    np.testing.assert_array_equal(caches["update"][1], caches["in_place"][1])
+
+
 def test_unknown_cache_write_is_refused():
     layer = _layer()
     cache = keras.ops.zeros((1, HEADS, 4, HEAD_DIM))

@@ -101,9 +101,9 @@ def test_stops_when_every_row_has_finished(tiny_model_and_inputs, expected_token
     steps = []
     original_step = backbone.decode_step
 
-    def counting_step(*args):
+    def counting_step(*args, **kwargs):
         steps.append(1)
-        return original_step(*args)
+        return original_step(*args, **kwargs)
 
     backbone.decode_step = counting_step
     try:
