@@ -5,7 +5,7 @@ import importlib
 import os
 import sys
 
-SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export")
+SUBCOMMANDS = ("transcribe", "evaluate", "plot", "train", "export")
 
 
 def build_parser():
@@ -19,18 +19,20 @@ def build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = _subcommand_module(name)
-        if module is not None:
-            module.add_parser(subparsers)
+        _subcommand_module(name).add_parser(subparsers)
     return parser
 
 
 def _subcommand_module(name):
+    # A listed command whose module is missing is a broken package: say so, never drop it.
     try:
         return importlib.import_module(f"keras_mt3.cli.{name}_command")
     except ModuleNotFoundError as error:
         if error.name == f"keras_mt3.cli.{name}_command":
-            return None
+            raise ImportError(
+                f"keras-mt3: the `{name}` command is listed but keras_mt3/cli/{name}_command.py "
+                "is missing; reinstall keras-mt3"
+            ) from error
         raise
 
 
