@@ -109,6 +109,7 @@ def test_factoring_follows_t5x_matrix_layouts():
     assert factored_shape((512,)) is None and factored_shape((64, 512)) is None
 
 
+@pytest.mark.slow
 def test_train_command_writes_checkpoints_history_and_a_loadable_preset(tmp_path, capsys):
     data = tmp_path / "data"  # a folder of x.wav + x.mid pairs
     data.mkdir()
@@ -128,7 +129,8 @@ def test_train_command_writes_checkpoints_history_and_a_loadable_preset(tmp_path
     )
     assert status == 0
     assert sorted(p.name for p in (output / "checkpoints").iterdir()) == [
-        "epoch_0001.weights.h5", "epoch_0002.weights.h5",
+        "epoch_0001.random_state.json", "epoch_0001.weights.h5",
+        "epoch_0002.random_state.json", "epoch_0002.weights.h5",
     ]
     history = (output / "history.csv").read_text().strip().splitlines()
     assert len(history) == 3 and all(np.isfinite(float(row.split(",")[1])) for row in history[1:])
