@@ -20,7 +20,7 @@ for backend in $backends; do
   if [ "$first" = 1 ]; then select=(); else select=(-m "not backend_independent"); fi
   first=0
   echo "=== pytest under KERAS_BACKEND=$backend"
-  KERAS_BACKEND=$backend python -m pytest -q -p no:cacheprovider "${select[@]}" "$@"
+  KERAS_BACKEND=$backend python -m pytest -q -rs -p no:cacheprovider "${select[@]}" "$@"
   rc=$?
   # Exit code 5 means every test was deselected under this backend: not a failure.
   if [ "$rc" != 0 ] && [ "$rc" != 5 ]; then failed+=("$backend (exit $rc)"); fi

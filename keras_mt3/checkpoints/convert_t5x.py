@@ -188,7 +188,7 @@ def load_backbone_from_preset_dir(directory):
         if not path.is_file():
             raise PresetError(
                 f"{directory} is not a keras-mt3 preset: {path.name} is missing. Convert a T5X "
-                "checkpoint with `convert_t5x_checkpoint` (or `keras-mt3 convert`) first."
+                "checkpoint with `keras_mt3.checkpoints.convert_t5x.convert_t5x_checkpoint` first."
             )
     try:
         config = json.loads(config_path.read_text())

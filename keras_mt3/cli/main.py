@@ -7,7 +7,7 @@ import sys
 
 from keras_mt3.version import __version__
 
-SUBCOMMANDS = ("transcribe", "convert", "evaluate", "plot", "train", "export", "serve")
+SUBCOMMANDS = ("transcribe", "evaluate", "plot", "train", "export", "serve")
 
 
 def build_parser():
@@ -22,18 +22,20 @@ def build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module = _subcommand_module(name)
-        if module is not None:
-            module.add_parser(subparsers)
+        _subcommand_module(name).add_parser(subparsers)
     return parser
 
 
 def _subcommand_module(name):
+    # A listed command whose module is missing is a broken package: say so, never drop it.
     try:
         return importlib.import_module(f"keras_mt3.cli.{name}_command")
     except ModuleNotFoundError as error:
         if error.name == f"keras_mt3.cli.{name}_command":
-            return None
+            raise ImportError(
+                f"keras-mt3: the `{name}` command is listed but keras_mt3/cli/{name}_command.py "
+                "is missing; reinstall keras-mt3"
+            ) from error
         raise
 
 

@@ -2,9 +2,10 @@
 
 Options come from flags and/or a JSON file (`--config`, keys = the long flag names with
 underscores); flags win over the file, the file over the defaults. OUT_DIR receives
-`checkpoints/` (weights after every epoch), `history.csv`, `logs/` (TensorBoard, if installed),
-`train_config.json` (the options used) and `preset/` (the final model, loadable with
-`MT3Transcriber.from_preset(OUT_DIR/preset)` and `keras-mt3 transcribe --preset`).
+`checkpoints/` (weights and optimizer state after every epoch), `history.csv`, `logs/`
+(TensorBoard, if installed), `train_config.json` (the options used) and `preset/` (the final
+model, loadable with `MT3Transcriber.from_preset(OUT_DIR/preset)` and `keras-mt3 transcribe
+--preset`).
 """
 
 import argparse
@@ -127,7 +128,7 @@ def add_parser(subparsers):
     train.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
-        help="continue from OUT_DIR's last checkpoint",
+        help="continue from OUT_DIR's last checkpoint (weights, optimizer state, step)",
     )
     train.add_argument("--seed", type=int, help="seed of the data order and initialization")
     train.add_argument("--verbose", help="Keras fit verbosity: auto, 0, 1 or 2")
@@ -173,6 +174,7 @@ def run(args):
     with strategy.scope() if strategy is not None else _no_scope():
         model = build_transcriber(options)
         compile_for_training(model, options)
+        step = _resume(model, output) if options["resume"] else 0
     data_config = TrainingDataConfig(
         vocabulary=model.vocabulary,
         program_granularity=options["program_granularity"],
@@ -184,14 +186,16 @@ def run(args):
     )
     train_sources, validation_pairs = collect_pairs(options)
     skip_log = SkipLog()
-    train_data = training_dataset(train_sources, data_config, skip_log=skip_log)
+    train_data = training_dataset(
+        train_sources, data_config, skip_log=skip_log, start_batch=_batches_used(step, options)
+    )
     validation_data = None
     if validation_pairs:
         validation_data = evaluation_dataset(validation_pairs, data_config, skip_log=skip_log)
         if options["validation_steps"]:
             validation_data = validation_data.take(options["validation_steps"])
 
-    initial_epoch = _resume(model, output) if options["resume"] else 0
+    initial_epoch = step // options["steps_per_epoch"]
     epochs = max(1, -(-options["steps"] // options["steps_per_epoch"]))
     _write_options(output / "train_config.json", options, model)
     print(
@@ -302,6 +306,7 @@ def training_callbacks(output):
         keras.callbacks.ModelCheckpoint(
             str(output / "checkpoints" / "epoch_{epoch:04d}.weights.h5"), save_weights_only=True
         ),
+        random_state_callback(output / "checkpoints"),
         keras.callbacks.CSVLogger(str(output / "history.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -394,13 +399,99 @@ class _no_scope:
 
 
 def _resume(model, output):
+    """Restores the last checkpoint: weights, optimizer state with its step count, and the
+    dropout random state. Returns the step training stopped at."""
+    import warnings
+
+    import keras
+
     checkpoints = sorted((output / "checkpoints").glob("epoch_*.weights.h5"))
     if not checkpoints:
         raise KerasMT3Error(f"--resume: no checkpoints in {output / 'checkpoints'}")
-    model.load_weights(str(checkpoints[-1]))
-    epoch = int(checkpoints[-1].name.split("_")[1].split(".")[0])
-    print(f"resuming from {checkpoints[-1]} (epoch {epoch})", file=sys.stderr)
-    return epoch
+    checkpoint = checkpoints[-1]
+    # The weights file holds the optimizer's variables too, but Keras loads them only into
+    # an optimizer that already has its slots.
+    model.optimizer.build(model.trainable_variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a mismatched optimizer is reported below
+        try:
+            model.load_weights(str(checkpoint))
+        except ValueError as error:
+            raise KerasMT3Error(
+                f"--resume: {checkpoint} does not fit this model ({error}); resume with the "
+                "model options the run started with"
+            ) from None
+    step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    if step == 0:
+        raise KerasMT3Error(
+            f"--resume: {checkpoint} holds no state for the {type(model.optimizer).__name__} "
+            "optimizer; resume with the --optimizer the run started with"
+        )
+    restored = _restore_random_state(model, checkpoint)
+    print(
+        f"resuming from {checkpoint} at step {step}"
+        + ("" if restored else " (no saved dropout random state: drawn afresh)"),
+        file=sys.stderr,
+    )
+    return step
+
+
+def _batches_used(step, options):
+    """Batches to skip so that a resumed seeded run sees the batches an uninterrupted one
+    would; without a seed the stream is random anyway."""
+    if step and options["seed"] is None:
+        print("note: no --seed, so the resumed data stream is a new random one", file=sys.stderr)
+        return 0
+    return step
+
+
+# Keras leaves the dropout seed generators' states out of weight files; they are saved beside
+# each checkpoint so that a resumed run draws the masks an uninterrupted one would.
+RANDOM_STATE_SUFFIX = ".random_state.json"
+
+
+def random_state_callback(checkpoint_dir):
+    """A callback writing `epoch_NNNN.random_state.json` after every epoch."""
+    import keras
+
+    from keras_mt3.utils import atomic_write
+
+    class SaveRandomState(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            path = pathlib.Path(checkpoint_dir) / f"epoch_{epoch + 1:04d}{RANDOM_STATE_SUFFIX}"
+            states = [_to_list(variable) for variable in _seed_state_variables(self.model)]
+            with atomic_write(path, "w") as handle:
+                json.dump(states, handle)
+
+    return SaveRandomState()
+
+
+def _restore_random_state(model, weights_path):
+    """Loads the states saved beside `weights_path`; False when there are none."""
+    import numpy as np
+
+    path = pathlib.Path(str(weights_path).removesuffix(".weights.h5") + RANDOM_STATE_SUFFIX)
+    if not path.is_file():
+        return False
+    states = json.loads(path.read_text())
+    variables = _seed_state_variables(model)
+    if len(states) != len(variables):
+        raise KerasMT3Error(f"--resume: {path} does not fit this model")
+    for variable, state in zip(variables, states):
+        variable.assign(np.asarray(state, dtype=variable.dtype))
+    return True
+
+
+def _seed_state_variables(model):
+    # `variables` lists the seed generators' states as well, `weights` does not.
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+def _to_list(variable):
+    import keras
+
+    return keras.ops.convert_to_numpy(variable).tolist()
 
 
 def _read_config(path):

@@ -191,12 +191,27 @@ VOCABULARIES = {config.name: config for config in (MT3_VOCABULARY, ISMIR2021_VOC
 
 
 def get_vocabulary(vocabulary):
-    """A `VocabularyConfig` from a name (`"mt3"`, `"ismir2021"`) or a config (returned as is)."""
+    """A `VocabularyConfig` from a name (`"mt3"`, `"ismir2021"`), a config (returned as is) or
+    the dict `serialize_vocabulary` writes for a custom config."""
     if isinstance(vocabulary, VocabularyConfig):
         return vocabulary
     if isinstance(vocabulary, str) and vocabulary in VOCABULARIES:
         return VOCABULARIES[vocabulary]
+    if isinstance(vocabulary, dict):
+        try:
+            return VocabularyConfig(**vocabulary)
+        except TypeError as error:
+            raise KerasMT3Error(f"not a vocabulary config {vocabulary!r}: {error}") from None
     raise KerasMT3Error(
         f"unknown vocabulary {vocabulary!r}; use one of {sorted(VOCABULARIES)} or pass a "
         "keras_mt3.codec.vocabulary.VocabularyConfig"
     )
+
+
+def serialize_vocabulary(vocabulary):
+    """JSON-able form that `get_vocabulary` turns back into the same config: the name of a
+    built-in vocabulary, every field of any other (a name alone could not rebuild it)."""
+    vocabulary = get_vocabulary(vocabulary)
+    if VOCABULARIES.get(vocabulary.name) == vocabulary:
+        return vocabulary.name
+    return dataclasses.asdict(vocabulary)

@@ -135,10 +135,14 @@ def window_dataset(pairs, config, *, windows=RANDOM_WINDOWS, skip_log=None, stor
     seed = config.seed if seed is None else seed
     cut = _window_cutter(store, config, windows)
 
-    indices = tf.data.Dataset.range(len(pairs))
     if windows == RANDOM_WINDOWS:
-        indices = indices.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
-    element_seeds = tf.data.Dataset.random(seed=seed)
+        indices = _shuffled_passes(len(pairs), seed)
+    else:
+        indices = tf.data.Dataset.range(len(pairs))
+    # Seeded, every iteration of the dataset yields the same stream: Keras reads one batch
+    # to build the model before training starts again from a fresh iterator, and a resumed
+    # run relies on the stream continuing where it stopped.
+    element_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False)
     output_types = (tf.float32, tf.int32, tf.int32, tf.int32, tf.int64)
     dataset = tf.data.Dataset.zip(indices, element_seeds).map(
         lambda index, element_seed: tf.numpy_function(
@@ -149,11 +153,13 @@ def window_dataset(pairs, config, *, windows=RANDOM_WINDOWS, skip_log=None, stor
     )
     dataset = dataset.map(_as_window_dict(config.frames, config.target_length)).unbatch()
     if windows == RANDOM_WINDOWS and config.shuffle_buffer > 1:
-        dataset = dataset.shuffle(config.shuffle_buffer, seed=seed)
+        dataset = dataset.shuffle(
+            config.shuffle_buffer, seed=seed, reshuffle_each_iteration=seed is None
+        )
     return dataset
 
 
-def training_dataset(sources, config, *, skip_log=None, sizes=None):
+def training_dataset(sources, config, *, skip_log=None, sizes=None, start_batch=0):
     """Endless batches `(x, y)` of random windows for `model.fit` (give it `steps_per_epoch`).
 
     Args:
@@ -162,6 +168,8 @@ def training_dataset(sources, config, *, skip_log=None, sizes=None):
         config: a `TrainingDataConfig`.
         skip_log: a `SkipLog` that counts skipped pairs (read it during or after training).
         sizes: `{dataset name: size}` for the mixture rates (default: number of pairs).
+        start_batch: index of the first batch given (to resume a seeded run where it stopped;
+            the skipped windows are still cut, but get no log-mel).
     """
     skip_log = SkipLog() if skip_log is None else skip_log
     if isinstance(sources, dict):
@@ -177,10 +185,14 @@ def training_dataset(sources, config, *, skip_log=None, sizes=None):
             for i, name in enumerate(names)
         ]
         windows = tf.data.Dataset.sample_from_datasets(
-            streams, weights=[rates[name] for name in names], seed=config.seed
+            streams,
+            weights=[rates[name] for name in names],
+            seed=config.seed,
+            rerandomize_each_iteration=config.seed is None,
         )
     else:
         windows = window_dataset(sources, config, skip_log=skip_log)
+    windows = windows.skip(start_batch * config.batch_size)
     return batch_for_model(windows, config.batch_size, drop_remainder=True)
 
 
@@ -205,6 +217,19 @@ def to_model_inputs(batch):
         "decoder_token_ids": decoder_token_ids,
     }
     return inputs, targets
+
+
+def _shuffled_passes(count, seed):
+    """Endless visits of `range(count)`, every pass in a new random order. Seeded, pass k's
+    order depends on `(seed, k)` alone, however often the dataset was iterated before."""
+    if seed is None:
+        return tf.data.Dataset.range(count).shuffle(count, reshuffle_each_iteration=True).repeat()
+    visits = tf.range(count, dtype=tf.int64)
+    return (
+        tf.data.Dataset.counter()
+        .map(lambda k: tf.random.experimental.stateless_shuffle(visits, seed=[seed, k]))
+        .unbatch()
+    )
 
 
 def _window_cutter(store, config, windows):

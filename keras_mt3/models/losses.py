@@ -9,6 +9,11 @@ the learning rate meaningful whatever the batch size and target lengths. T5X (an
 original MT3 training) uses the unnormalized sum over the batch's non-pad tokens
 (`loss_normalizing_factor=None`); pass `normalization="sum"` for that. Adafactor's updates are
 nearly invariant to the loss scale, AdamW's are not.
+
+Both are computed over the global batch under data-parallel training too: JAX's
+`DataParallel` computes on the whole batch at once, and under `tf.distribute` each replica
+divides its tokens' sum by the token count of all replicas, so the summed gradients equal
+one device's (Keras' own mean reductions would average the replicas' means instead).
 """
 
 import keras
@@ -19,7 +24,7 @@ from keras_mt3.errors import KerasMT3Error
 MT3_Z_LOSS = 1e-4
 TOKEN_MEAN = "token_mean"
 SUM = "sum"
-_REDUCTIONS = {TOKEN_MEAN: "mean_with_sample_weight", SUM: "sum"}
+NORMALIZATIONS = (TOKEN_MEAN, SUM)
 
 
 def token_losses(targets, logits, z_loss=MT3_Z_LOSS):
@@ -45,12 +50,13 @@ class MT3Loss(keras.losses.Loss):
     """
 
     def __init__(self, z_loss=MT3_Z_LOSS, normalization=TOKEN_MEAN, name="mt3_loss", **kwargs):
-        if normalization not in _REDUCTIONS:
+        if normalization not in NORMALIZATIONS:
             raise KerasMT3Error(
-                f"normalization must be one of {sorted(_REDUCTIONS)}, got {normalization!r}"
+                f"normalization must be one of {sorted(NORMALIZATIONS)}, got {normalization!r}"
             )
-        kwargs.pop("reduction", None)  # fixed by `normalization` (present in saved configs)
-        super().__init__(name=name, reduction=_REDUCTIONS[normalization], **kwargs)
+        # A weighted sum either way: `__call__` divides the weights by the token count.
+        kwargs.pop("reduction", None)  # present in saved configs
+        super().__init__(name=name, reduction="sum", **kwargs)
         self.z_loss = float(z_loss)
         self.normalization = normalization
 
@@ -61,6 +67,8 @@ class MT3Loss(keras.losses.Loss):
             if len(sample_weight.shape) == 1:
                 sample_weight = sample_weight[:, None]
             weights = weights * sample_weight
+        if self.normalization == TOKEN_MEAN:
+            weights = ops.divide_no_nan(weights, _sum_over_replicas(ops.sum(weights)))
         return super().__call__(y_true, y_pred, sample_weight=weights)
 
     def call(self, y_true, y_pred):
@@ -70,3 +78,16 @@ class MT3Loss(keras.losses.Loss):
         config = super().get_config()
         config.update(z_loss=self.z_loss, normalization=self.normalization)
         return config
+
+
+def _sum_over_replicas(value):
+    """`value` summed over the replicas of a `tf.distribute` strategy; `value` itself outside
+    one (and under JAX and torch, where a step sees the whole batch)."""
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(value))

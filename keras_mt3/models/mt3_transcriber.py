@@ -48,6 +48,12 @@ class MT3Transcriber(keras.Model):
         self.frontend = LogMelSpectrogram(name="log_mel_spectrogram")
         self._decode_fn = None
         self._audio_decode_fn = None
+        self.build()
+
+    def build(self, input_shape=None):
+        # The backbone builds itself and the frontend has no weights, so the model is ready
+        # for `load_weights` (e.g. resuming training) right after __init__.
+        self.built = True
 
     # ---- construction -------------------------------------------------------------------
 
@@ -80,7 +86,7 @@ class MT3Transcriber(keras.Model):
         config.update(
             {
                 "backbone": keras.saving.serialize_keras_object(self.backbone),
-                "vocabulary": self.vocabulary.name,
+                "vocabulary": vocabulary_lib.serialize_vocabulary(self.vocabulary),
                 "batch_size": self.batch_size,
                 "max_decode_length": self.max_decode_length,
             }

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from keras_mt3.codec.vocabulary import (
     VocabularyConfig,
     bin_to_velocity,
     get_vocabulary,
+    serialize_vocabulary,
     velocity_to_bin,
 )
 from keras_mt3.errors import KerasMT3Error
@@ -125,6 +128,18 @@ def test_named_configs():
 def test_unknown_vocabulary_names_raise(name):
     with pytest.raises(KerasMT3Error, match="unknown vocabulary"):
         get_vocabulary(name)
+
+
+def test_serialized_vocabularies_come_back_equal():
+    assert serialize_vocabulary(MT3_VOCABULARY) == "mt3"
+    # A config that merely borrows a built-in name is not taken for the built-in one.
+    for custom in (VocabularyConfig(use_ties=False, name="mt3_without_ties"),
+                   VocabularyConfig(num_velocity_bins=4, name="mt3")):
+        serialized = serialize_vocabulary(custom)
+        assert isinstance(serialized, dict)
+        assert get_vocabulary(json.loads(json.dumps(serialized))) == custom
+    with pytest.raises(KerasMT3Error, match="not a vocabulary config"):
+        get_vocabulary({"use_tie": False})
 
 
 @pytest.mark.parametrize(

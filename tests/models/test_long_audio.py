@@ -46,6 +46,7 @@ def write_hour_of_audio(path):
             sound_file.write((0.1 * rng.standard_normal(60 * SAMPLE_RATE)).astype("float32"))
 
 
+@pytest.mark.slow
 def test_an_hour_long_file_is_transcribed_in_bounded_memory(tmp_path):
     path = tmp_path / "hour.wav"
     write_hour_of_audio(path)

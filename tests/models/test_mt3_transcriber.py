@@ -199,3 +199,27 @@ def test_progress_callback_sees_every_batch_and_can_stop_the_work(tiny_transcrib
 
     with pytest.raises(Stop):
         tiny_transcriber.transcribe(path, progress_callback=stop_after_first_batch)
+
+
+def test_a_custom_vocabulary_survives_get_config_and_keras_saving(tmp_path):
+    from keras_mt3.codec.vocabulary import VocabularyConfig
+
+    vocabulary = VocabularyConfig(use_ties=False, num_velocity_bins=4, name="mt3_without_ties")
+    keras.utils.set_random_seed(0)
+    backbone = MT3Backbone(
+        vocabulary_size=vocabulary.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
+        intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1, max_decoder_length=16,
+    )
+    model = MT3Transcriber(backbone, vocabulary=vocabulary, batch_size=2, max_decode_length=16)
+    log_mel = np.random.default_rng(3).normal(size=(2, 256, 512)).astype("float32")
+    tokens = model.generate(log_mel)
+
+    rebuilt = MT3Transcriber.from_config(model.get_config())
+    assert rebuilt.vocabulary == vocabulary and rebuilt.max_decode_length == 16
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, MT3Transcriber) and loaded.vocabulary == vocabulary
+    np.testing.assert_array_equal(loaded.generate(log_mel), tokens)
+    # The built-in vocabularies are still stored by name.
+    assert MT3Transcriber(backbone, vocabulary="mt3").get_config()["vocabulary"] == "mt3"

@@ -109,6 +109,7 @@ def test_factoring_follows_t5x_matrix_layouts():
     assert factored_shape((512,)) is None and factored_shape((64, 512)) is None
 
 
+@pytest.mark.slow
 def test_train_command_writes_checkpoints_history_and_a_loadable_preset(tmp_path, capsys):
     data = tmp_path / "data"  # a folder of x.wav + x.mid pairs
     data.mkdir()
@@ -128,7 +129,8 @@ def test_train_command_writes_checkpoints_history_and_a_loadable_preset(tmp_path
     )
     assert status == 0
     assert sorted(p.name for p in (output / "checkpoints").iterdir()) == [
-        "epoch_0001.weights.h5", "epoch_0002.weights.h5",
+        "epoch_0001.random_state.json", "epoch_0001.weights.h5",
+        "epoch_0002.random_state.json", "epoch_0002.weights.h5",
     ]
     history = (output / "history.csv").read_text().strip().splitlines()
     assert len(history) == 3 and all(np.isfinite(float(row.split(",")[1])) for row in history[1:])
@@ -156,37 +158,47 @@ def test_train_command_explains_bad_options(tmp_path, capsys):
     assert "unknown options learning_rat" in capsys.readouterr().err
 
 
-# One step of the tiny model on two rendered clips.
+# The tiny model on two rendered clips, one step per epoch (a checkpoint after every step).
 TINY_RUN = [
-    "train", "--synthetic", "2", "--model-size", "tiny", "--steps", "1", "--steps-per-epoch",
-    "1", "--target-length", "64", "--window-frames", "64", "--verbose", "0", "--no-jit-compile",
+    "train", "--synthetic", "2", "--model-size", "tiny", "--steps-per-epoch", "1",
+    "--batch-size", "2", "--target-length", "32", "--window-frames", "32", "--seed", "0",
+    "--verbose", "0", "--no-jit-compile",
 ]
 
 
-@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's DataParallel")
-def test_data_parallel_training_splits_batches_over_devices_under_jax(tmp_path):
-    # Two virtual CPU devices stand in for two accelerators; a fresh process is needed to
-    # create them.
-    import os
-    import subprocess
-    import sys
+def stored_arrays(path):
+    import h5py
 
-    env = dict(
-        os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"
-    )
-    command = [sys.executable, "-m", "keras_mt3.cli.main", *TINY_RUN, "-o", str(tmp_path)]
-    command += ["--batch-size", "4", "--data-parallel"]
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    assert "data parallel over 2 devices" in completed.stderr
-    assert (tmp_path / "preset" / "model.weights.h5").is_file()
+    arrays = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(
+            lambda name, item: arrays.update({name: item[()]})
+            if isinstance(item, h5py.Dataset) else None
+        )
+    return arrays
 
 
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute")
-def test_data_parallel_training_uses_a_mirrored_strategy_under_tensorflow(tmp_path, capsys):
-    status = cli_main([*TINY_RUN, "-o", str(tmp_path), "--batch-size", "2", "--data-parallel"])
-    assert status == 0
-    assert "data parallel over 1 devices" in capsys.readouterr().err
+@pytest.mark.slow
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, capsys):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert cli_main([*TINY_RUN, "--steps", "3", "-o", str(whole)]) == 0
+    assert cli_main([*TINY_RUN, "--steps", "2", "-o", str(split)]) == 0  # stopped after step 2
+    capsys.readouterr()
+    assert cli_main([*TINY_RUN, "--steps", "3", "-o", str(split), "--resume"]) == 0
+    assert "epoch_0002.weights.h5 at step 2" in capsys.readouterr().err
+    # Weights, optimizer state and its step count (dropout is on: its random state too).
+    expected = stored_arrays(whole / "checkpoints" / "epoch_0003.weights.h5")
+    actual = stored_arrays(split / "checkpoints" / "epoch_0003.weights.h5")
+    assert sorted(actual) == sorted(expected) and any("optimizer" in name for name in expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(actual[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
+    history = (split / "history.csv").read_text()
+    assert history == (whole / "history.csv").read_text()
+
+    # A checkpoint from other options is refused with the reason, not half loaded.
+    status = cli_main([*TINY_RUN, "--steps", "4", "-o", str(split), "--resume", "--optimizer",
+                       "adamw"])
+    assert status == 2 and "--optimizer the run started with" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="the torch message")
