@@ -142,7 +142,7 @@ def window_dataset(pairs, config, *, windows=RANDOM_WINDOWS, skip_log=None, stor
     # Seeded, every iteration of the dataset yields the same stream: Keras reads one batch
     # to build the model before training starts again from a fresh iterator, and a resumed
     # run relies on the stream continuing where it stopped.
-    element_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False)
+    element_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=seed is None)
     output_types = (tf.float32, tf.int32, tf.int32, tf.int32, tf.int64)
     dataset = tf.data.Dataset.zip(indices, element_seeds).map(
         lambda index, element_seed: tf.numpy_function(

@@ -8,25 +8,15 @@ import pathlib
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
+from weights_files import stored_arrays
 
 # Each backend runs in a child process of its own (the devices must exist before it starts).
 pytestmark = [pytest.mark.backend_independent, pytest.mark.slow]
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUNNER = pathlib.Path(__file__).with_name("data_parallel_run.py")
-
-
-def stored_arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(
-            lambda name, item: arrays.update({name: item[()]})
-            if isinstance(item, h5py.Dataset) else None
-        )
-    return arrays
 
 
 def losses(run_dir):

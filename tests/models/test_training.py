@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import soundfile
+from weights_files import stored_arrays
 
 from keras_mt3.cli.main import main as cli_main
 from keras_mt3.codec.vocabulary import MT3_VOCABULARY
@@ -164,18 +165,6 @@ TINY_RUN = [
     "--batch-size", "2", "--target-length", "32", "--window-frames", "32", "--seed", "0",
     "--verbose", "0", "--no-jit-compile",
 ]
-
-
-def stored_arrays(path):
-    import h5py
-
-    arrays = {}
-    with h5py.File(path, "r") as handle:
-        handle.visititems(
-            lambda name, item: arrays.update({name: item[()]})
-            if isinstance(item, h5py.Dataset) else None
-        )
-    return arrays
 
 
 @pytest.mark.slow
