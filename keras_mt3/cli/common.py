@@ -2,10 +2,6 @@
 
 import argparse
 import math
-import os
-import pathlib
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 
 
 def add_model_arguments(parser):
@@ -67,34 +63,3 @@ def load_transcriber(args):
     return MT3Transcriber.from_preset(
         args.preset, checkpoint_dir=args.checkpoint_dir, batch_size=args.batch_size
     )
-
-
-def expand_inputs(paths, extensions=AUDIO_EXTENSIONS):
-    """Files as given, plus the matching files (sorted, recursive) of every folder given.
-
-    Paths that do not exist are returned too, so the caller reports them one by one. A file
-    reached twice (given, and inside a folder given) is listed once.
-    """
-    return [path for path, _ in expand_inputs_with_roots(paths, extensions)]
-
-
-def expand_inputs_with_roots(paths, extensions=AUDIO_EXTENSIONS):
-    """`(file, root)` pairs of `expand_inputs`: root is the folder given that the file was found
-    in, or None for a file given directly (what output names mirror)."""
-    found, seen = [], set()
-    for raw in paths:
-        path = pathlib.Path(raw)
-        if path.is_dir():
-            matches = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions
-            )
-            pairs = [(match, path) for match in matches]
-        else:
-            pairs = [(path, None)]
-        for file, root in pairs:
-            key = os.path.realpath(file)
-            if key not in seen:
-                seen.add(key)
-                found.append((file, root))
-    return found
-
