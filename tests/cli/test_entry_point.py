@@ -54,7 +54,7 @@ def test_backend_flag_wins_over_the_environment(tmp_path):
         str(tmp_path), env={"KERAS_BACKEND": "jax"},
     )
     assert completed.returncode == 2, completed.stderr[-2000:]
-    assert "keras-mt3 train: error: --data-parallel supports the jax and tensorflow" in (
+    assert "keras-mt3 train: error: data-parallel training supports the jax and tensorflow" in (
         completed.stderr
     )
 
