@@ -41,13 +41,20 @@ AUDIO_SIGNATURES = ("serving_default",)
 TOKEN_SIGNATURES = ("decode_tokens", "decode_xla")
 
 
+# Exported in a TensorFlow-backend process of its own, as `keras-mt3 export` does it.
+EXPORT = """
+import sys
+from keras_mt3 import MT3Transcriber, export
+model = MT3Transcriber.from_preset("mt3", checkpoint_dir=sys.argv[2])
+export(model, sys.argv[1], max_audio_seconds=60, progress=False)
+"""
+
+
 def export_official(model_dir):
-    command = [
-        sys.executable, "-m", "keras_mt3.cli.main", "--backend", "tensorflow", "export",
-        str(model_dir), "--checkpoint-dir", str(CHECKPOINT), "--max-audio-seconds", "60",
-        "--no-progress",
-    ]
-    environment = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-c", EXPORT, str(model_dir), str(CHECKPOINT)]
+    environment = dict(
+        os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow"
+    )
     started = time.perf_counter()
     subprocess.run(command, check=True, env=environment)
     return time.perf_counter() - started

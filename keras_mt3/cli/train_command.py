@@ -44,37 +44,30 @@ def add_parser(subparsers):
     data.add_argument("--guitarset", help="GuitarSet folder (annotation/, audio_mono-mic/)")
     data.add_argument("--urmp", help="URMP folder (NN_Piece_inst.../)")
     data.add_argument("--synthetic", type=int, help="add N rendered random clips (a smoke test)")
-    data.add_argument("--split", help=f"split to train on where datasets define one ({DEFAULTS.split})")
-    data.add_argument("--validation-split", help=f"split to validate on each epoch ({DEFAULTS.validation_split})")
+    _add_option(data, "--split", "split to train on where datasets define one")
+    _add_option(data, "--validation-split", "split to validate on each epoch")
     data.add_argument("--validation-steps", type=int, help="validation batches per epoch (all)")
-    data.add_argument(
-        "--cache",
-        help=f"'memory', 'none', or a folder for a reusable on-disk cache ({DEFAULTS.cache})",
-    )
+    _add_option(data, "--cache", "'memory', 'none', or a folder for a reusable on-disk cache")
     model = parser.add_argument_group("model")
     model.add_argument("--preset", help="fine-tune this preset (mt3) or preset folder")
     model.add_argument("--checkpoint-dir", help="the preset's T5X checkpoint folder")
-    model.add_argument(
-        "--model-size", choices=sorted(BACKBONE_SIZES), help=f"size of a new model ({DEFAULTS.model_size})"
-    )
-    model.add_argument("--vocabulary", help=f"target vocabulary of a new model: mt3 or ismir2021 ({DEFAULTS.vocabulary})")
+    _add_option(model, "--model-size", "size of a new model", choices=sorted(BACKBONE_SIZES))
+    _add_option(model, "--vocabulary", "target vocabulary of a new model: mt3 or ismir2021")
     model.add_argument(
         "--program-granularity", choices=("flat", "midi_class", "full"), help="instrument detail"
     )
-    model.add_argument("--dropout", type=float, help=f"dropout of a new model ({DEFAULTS.dropout})")
+    _add_option(model, "--dropout", "dropout of a new model", type=float)
     train = parser.add_argument_group("training")
-    train.add_argument("--steps", type=int, help=f"total training steps ({DEFAULTS.steps})")
-    train.add_argument("--steps-per-epoch", type=int, help=f"steps between checkpoints ({DEFAULTS.steps_per_epoch})")
-    train.add_argument("--batch-size", type=int, help=f"examples per step ({DEFAULTS.batch_size})")
+    _add_option(train, "--steps", "total training steps", type=int)
+    _add_option(train, "--steps-per-epoch", "steps between checkpoints", type=int)
+    _add_option(train, "--batch-size", "examples per step", type=int)
     train.add_argument("--window-frames", type=int, help="frames per example (vocabulary's: 256)")
-    train.add_argument("--target-length", type=int, help=f"target tokens per example ({DEFAULTS.target_length})")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, help=f"({DEFAULTS.optimizer})")
+    _add_option(train, "--target-length", "target tokens per example", type=int)
+    _add_option(train, "--optimizer", "", choices=OPTIMIZERS)
     train.add_argument("--learning-rate", type=float, help="(adafactor 1e-3, adamw 3e-4)")
-    train.add_argument("--z-loss", type=float, help=f"z-loss weight ({DEFAULTS.z_loss:g})")
-    train.add_argument(
-        "--loss-normalization",
-        choices=LOSS_NORMALIZATIONS,
-        help=f"({DEFAULTS.loss_normalization}; T5X: sum)",
+    _add_option(train, "--z-loss", "z-loss weight", type=float)
+    _add_option(
+        train, "--loss-normalization", "token_mean or T5X's sum", choices=LOSS_NORMALIZATIONS
     )
     train.add_argument(
         "--jit-compile",
@@ -92,8 +85,14 @@ def add_parser(subparsers):
         help="continue from OUT_DIR's last checkpoint (weights, optimizer state, step)",
     )
     train.add_argument("--seed", type=int, help="seed of the data order and initialization")
-    train.add_argument("--verbose", help=f"Keras fit verbosity: auto, 0, 1 or 2 ({DEFAULTS.verbose})")
+    _add_option(train, "--verbose", "Keras fit verbosity: auto, 0, 1 or 2")
     parser.set_defaults(run=run)
+
+
+def _add_option(group, flag, text, **kwargs):
+    """Adds `flag` with its default, read off `TrainingConfig`, at the end of its help."""
+    default = getattr(DEFAULTS, flag.lstrip("-").replace("-", "_"))
+    group.add_argument(flag, help=f"{text} ({default})".strip(), **kwargs)
 
 
 def resolve_options(args):

@@ -78,9 +78,10 @@ def resume_from_checkpoint(model: MT3Transcriber, output: PathLike) -> int:
     """
     import keras
 
-    checkpoints = sorted((pathlib.Path(output) / CHECKPOINTS_FOLDER).glob(f"epoch_*{WEIGHTS_SUFFIX}"))
+    folder = pathlib.Path(output) / CHECKPOINTS_FOLDER
+    checkpoints = sorted(folder.glob(f"epoch_*{WEIGHTS_SUFFIX}"))
     if not checkpoints:
-        raise KerasMT3Error(f"cannot resume: no checkpoints in {pathlib.Path(output) / CHECKPOINTS_FOLDER}")
+        raise KerasMT3Error(f"cannot resume: no checkpoints in {folder}")
     checkpoint = checkpoints[-1]
     # The weights file holds the optimizer's variables too, but Keras loads them only into
     # an optimizer that already has its slots.

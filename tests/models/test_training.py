@@ -1,5 +1,6 @@
 """Training under the current backend: a tiny model learns 8 rendered clips by heart and T5X
-Adafactor matches its reference (whole runs: test_training_run.py, tests/cli/test_train_command.py)."""
+Adafactor matches its reference. Whole runs: test_training_run.py (the library) and
+tests/cli/test_train_command.py (the command)."""
 
 import keras
 import numpy as np
