@@ -61,7 +61,7 @@ def main(argv=None):
     parser.add_argument("folder", nargs="?", default=str(DEFAULT_FOLDER))
     parser.add_argument("--preset", default="mt3")
     parser.add_argument("--checkpoint-dir", default=os.environ.get("KERAS_MT3_CHECKPOINT_DIR"))
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--decode-batch-size", type=int, help="segments decoded together")
     parser.add_argument("--all-metrics", action="store_true", help="also list every mean metric")
     args = parser.parse_args(argv)
     if args.checkpoint_dir is None and (TEST_DATA / "checkpoints" / args.preset).is_dir():
@@ -79,9 +79,10 @@ def main(argv=None):
     pairs = audio_pairs(folder)
     if not pairs:
         sys.exit(f"no audio files in {folder}")
-    model = MT3Transcriber.from_preset(
-        args.preset, checkpoint_dir=args.checkpoint_dir, batch_size=args.batch_size
-    )
+    settings = {}
+    if args.decode_batch_size:
+        settings["decode_batch_size"] = args.decode_batch_size
+    model = MT3Transcriber.from_preset(args.preset, checkpoint_dir=args.checkpoint_dir, **settings)
     results = evaluate_files(pairs, lambda path: model.transcribe(path, progress=False))
     print_metrics(
         f"keras-mt3 (preset {args.preset}, Keras backend {keras.backend.backend()})",

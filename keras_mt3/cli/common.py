@@ -16,7 +16,9 @@ def add_model_arguments(parser):
         "(default: $KERAS_MT3_CHECKPOINT_DIR, else download once)",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=16, help="segments decoded together (default: 16)"
+        "--decode-batch-size",
+        type=positive_int,
+        help="segments decoded together; fewer use less memory (default: 16)",
     )
 
 
@@ -60,6 +62,7 @@ def _finite_float(text):
 def load_transcriber(args):
     from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
-    return MT3Transcriber.from_preset(
-        args.preset, checkpoint_dir=args.checkpoint_dir, batch_size=args.batch_size
-    )
+    settings = {}
+    if args.decode_batch_size is not None:
+        settings["decode_batch_size"] = args.decode_batch_size
+    return MT3Transcriber.from_preset(args.preset, checkpoint_dir=args.checkpoint_dir, **settings)

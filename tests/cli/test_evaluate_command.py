@@ -248,6 +248,6 @@ def test_audio_that_cannot_be_scored_loads_no_model(reference_dir, tmp_path, no_
 def test_a_bad_batch_size_is_a_usage_error(estimates, reference_dir, no_model_load, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["evaluate", "--estimates", str(estimates), "--reference", str(reference_dir),
-              "--batch-size", "0"])
+              "--decode-batch-size", "0"])
     assert stopped.value.code == 2
-    assert "--batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err
+    assert "--decode-batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err

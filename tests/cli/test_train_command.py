@@ -98,3 +98,4 @@ def test_train_command_explains_bad_options(tmp_path, capsys):
 def test_data_parallel_under_torch_says_what_to_do_instead(tmp_path, capsys):
     status = main(["train", "-o", str(tmp_path), "--synthetic", "1", "--data-parallel"])
     assert status == 2 and "torch.distributed" in capsys.readouterr().err
+

@@ -30,7 +30,7 @@ def tiny_transcriber(frames, target_length, dropout=0.0):
         max_decoder_length=target_length,
         dropout=dropout,
     )
-    return MT3Transcriber(backbone, "mt3", batch_size=8, max_decode_length=target_length)
+    return MT3Transcriber(backbone, "mt3", decode_batch_size=8, max_decode_length=target_length)
 
 
 def test_tiny_model_memorizes_eight_rendered_clips_until_greedy_decoding_is_exact():
