@@ -5,6 +5,7 @@ import os
 import pathlib
 import sys
 import tempfile
+from typing import Collection, Iterable, Optional, Union
 
 
 @contextlib.contextmanager
@@ -67,7 +68,9 @@ def check_output_parent(path):
             raise OutputError(f"cannot write {path}: {ancestor} is a file, not a folder")
 
 
-def expand_inputs(paths, extensions):
+def expand_inputs(
+    paths: Iterable[Union[str, os.PathLike]], extensions: Collection[str]
+) -> list[pathlib.Path]:
     """Files as given, plus the files ending in one of `extensions` (sorted, recursive) of
     every folder given.
 
@@ -77,7 +80,9 @@ def expand_inputs(paths, extensions):
     return [path for path, _ in expand_inputs_with_roots(paths, extensions)]
 
 
-def expand_inputs_with_roots(paths, extensions):
+def expand_inputs_with_roots(
+    paths: Iterable[Union[str, os.PathLike]], extensions: Collection[str]
+) -> list[tuple[pathlib.Path, Optional[pathlib.Path]]]:
     """`(file, root)` pairs of `expand_inputs`: root is the folder given that the file was found
     in, or None for a file given directly (what `unique_output_names` mirrors)."""
     found, seen = [], set()
