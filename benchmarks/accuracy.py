@@ -21,16 +21,16 @@ ORIGINAL_SUFFIX = ".mt3"
 
 def audio_pairs(folder):
     """(name, audio path, reference MIDI path or None) for every audio file in `folder`."""
-    from keras_mt3.cli import common
-    from keras_mt3.cli.evaluate_command import find_reference
+    from keras_mt3.evaluation import pair_with_references
+    from keras_mt3.preprocessing.audio_io import AUDIO_EXTENSIONS
+    from keras_mt3.utils import expand_inputs
 
-    audio = common.expand_inputs([folder])
-    return [(path.stem, path, find_reference(folder, path.stem)) for path in audio]
+    return pair_with_references(expand_inputs([folder], AUDIO_EXTENSIONS), folder)
 
 
 def original_pairs(pairs, folder):
     """The pairs whose original MT3 transcription `NAME.mt3.mid` is in `folder`."""
-    from keras_mt3.cli.evaluate_command import find_reference
+    from keras_mt3.evaluation import find_reference
 
     found = []
     for name, _, reference in pairs:
@@ -41,7 +41,7 @@ def original_pairs(pairs, folder):
 
 
 def print_metrics(title, results, all_metrics):
-    from keras_mt3.cli.evaluate_command import format_table, mean_metrics
+    from keras_mt3.evaluation import format_table, mean_metrics
 
     print(f"\n{title}\n")
     print(format_table(results))
@@ -61,7 +61,7 @@ def main(argv=None):
     parser.add_argument("folder", nargs="?", default=str(DEFAULT_FOLDER))
     parser.add_argument("--preset", default="mt3")
     parser.add_argument("--checkpoint-dir", default=os.environ.get("KERAS_MT3_CHECKPOINT_DIR"))
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--decode-batch-size", type=int, help="segments decoded together")
     parser.add_argument("--all-metrics", action="store_true", help="also list every mean metric")
     args = parser.parse_args(argv)
     if args.checkpoint_dir is None and (TEST_DATA / "checkpoints" / args.preset).is_dir():
@@ -69,7 +69,7 @@ def main(argv=None):
 
     import keras
 
-    from keras_mt3.cli.evaluate_command import evaluate_files
+    from keras_mt3.evaluation import evaluate_files
     from keras_mt3.midi_io import load_midi
     from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
@@ -79,9 +79,10 @@ def main(argv=None):
     pairs = audio_pairs(folder)
     if not pairs:
         sys.exit(f"no audio files in {folder}")
-    model = MT3Transcriber.from_preset(
-        args.preset, checkpoint_dir=args.checkpoint_dir, batch_size=args.batch_size
-    )
+    settings = {}
+    if args.decode_batch_size:
+        settings["decode_batch_size"] = args.decode_batch_size
+    model = MT3Transcriber.from_preset(args.preset, checkpoint_dir=args.checkpoint_dir, **settings)
     results = evaluate_files(pairs, lambda path: model.transcribe(path, progress=False))
     print_metrics(
         f"keras-mt3 (preset {args.preset}, Keras backend {keras.backend.backend()})",

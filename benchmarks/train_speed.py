@@ -39,14 +39,14 @@ def measure(backend, sizes, batch_size, target_length, steps):
     """Runs inside the per-backend child process; prints one JSON line."""
     import keras
 
-    from keras_mt3.cli.train_command import DEFAULTS, build_transcriber, compile_for_training
+    from keras_mt3.training import TrainingConfig, build_transcriber, compile_for_training
 
     data = list(batches(batch_size, target_length).take(steps + 1).as_numpy_iterator())
     result = {"backend": backend, "sizes": {}}
     for size in sizes:
         keras.utils.set_random_seed(0)
-        options = dict(DEFAULTS, model_size=size, target_length=target_length, output="-")
-        model = compile_for_training(build_transcriber(options), options)
+        config = TrainingConfig(model_size=size, target_length=target_length)
+        model = compile_for_training(build_transcriber(config), config)
         started = time.perf_counter()
         model.train_on_batch(*data[0])
         first_step = time.perf_counter() - started

@@ -18,10 +18,9 @@ import keras
 import numpy as np
 
 from keras_mt3.checkpoints.convert_t5x import save_preset
-from keras_mt3.cli.train_command import DEFAULTS, build_transcriber, compile_for_training
-from keras_mt3.data.pipeline import TrainingDataConfig, training_dataset
-from keras_mt3.data.synthetic import synthetic_pairs
+from keras_mt3.data import TrainingDataConfig, synthetic_pairs, training_dataset
 from keras_mt3.metrics import transcription_metrics
+from keras_mt3.training import TrainingConfig, build_transcriber, compile_for_training
 
 # Sparse single-instrument notes over an octave and a half: easy enough for the tiny model to
 # learn pitch and (coarser) timing within a CPU hour; MT3's real task needs far longer training.
@@ -59,9 +58,7 @@ def main():
         name_prefix="held_out",
         **NOTE_OPTIONS,
     )
-    options = dict(
-        DEFAULTS,
-        output=str(output),
+    config = TrainingConfig(
         model_size=args.model_size,
         target_length=args.target_length,
         dropout=0.0,  # plenty of fresh windows, few steps: regularization only slows it down
@@ -74,15 +71,15 @@ def main():
             alpha=0.05,
         ),
     )
-    model = compile_for_training(build_transcriber(options), options)
-    config = TrainingDataConfig(
+    model = compile_for_training(build_transcriber(config), config)
+    data_config = TrainingDataConfig(
         target_length=args.target_length, batch_size=args.batch_size, seed=args.seed
     )
     steps_per_epoch = min(args.steps_per_epoch, args.steps)
     epochs = max(1, args.steps // steps_per_epoch)  # fit runs whole epochs only
     started = time.perf_counter()
     model.fit(
-        training_dataset(train_pairs, config),
+        training_dataset(train_pairs, data_config),
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
         callbacks=[keras.callbacks.CSVLogger(str(output / "history.csv"))],

@@ -10,6 +10,8 @@ from note_seq.protobuf import music_pb2
 from keras_mt3.errors import KerasMT3Error, MidiLoadError
 from keras_mt3.utils import atomic_write
 
+MIDI_EXTENSIONS = (".mid", ".midi")
+
 
 def load_midi(source):
     """Reads a MIDI file into a `NoteSequence` (times in seconds).

@@ -5,6 +5,7 @@ import os
 import pathlib
 import sys
 import tempfile
+from typing import Collection, Iterable, Optional, Union
 
 
 @contextlib.contextmanager
@@ -65,6 +66,41 @@ def check_output_parent(path):
             return
         if ancestor.exists() or ancestor.is_symlink():
             raise OutputError(f"cannot write {path}: {ancestor} is a file, not a folder")
+
+
+def expand_inputs(
+    paths: Iterable[Union[str, os.PathLike]], extensions: Collection[str]
+) -> list[pathlib.Path]:
+    """Files as given, plus the files ending in one of `extensions` (sorted, recursive) of
+    every folder given.
+
+    Paths that do not exist are returned too, so the caller reports them one by one. A file
+    reached twice (given, and inside a folder given) is listed once.
+    """
+    return [path for path, _ in expand_inputs_with_roots(paths, extensions)]
+
+
+def expand_inputs_with_roots(
+    paths: Iterable[Union[str, os.PathLike]], extensions: Collection[str]
+) -> list[tuple[pathlib.Path, Optional[pathlib.Path]]]:
+    """`(file, root)` pairs of `expand_inputs`: root is the folder given that the file was found
+    in, or None for a file given directly (what `unique_output_names` mirrors)."""
+    found, seen = [], set()
+    for raw in paths:
+        path = pathlib.Path(raw)
+        if path.is_dir():
+            matches = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions
+            )
+            pairs = [(match, path) for match in matches]
+        else:
+            pairs = [(path, None)]
+        for file, root in pairs:
+            key = os.path.realpath(file)
+            if key not in seen:
+                seen.add(key)
+                found.append((file, root))
+    return found
 
 
 def unique_output_names(sources, suffix, roots=None):

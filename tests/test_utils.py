@@ -3,7 +3,13 @@ import os
 import pytest
 
 from keras_mt3.errors import OutputError
-from keras_mt3.utils import atomic_write, check_output_file, unique_output_names
+from keras_mt3.utils import (
+    atomic_write,
+    check_output_file,
+    expand_inputs,
+    expand_inputs_with_roots,
+    unique_output_names,
+)
 
 pytestmark = pytest.mark.backend_independent
 
@@ -81,3 +87,13 @@ def test_unique_output_names(sources, roots, expected):
 def test_unique_output_names_refuses_what_it_cannot_tell_apart():
     with pytest.raises(OutputError, match="would write the same output file"):
         unique_output_names(["a.wav", "./a.wav"], ".mid")
+
+
+def test_expand_inputs_lists_matching_files_of_folders_once(tmp_path):
+    for name in ("songs/b.wav", "songs/live/a.FLAC", "songs/notes.txt", "songs/c.mid"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    songs, missing = tmp_path / "songs", tmp_path / "missing.wav"
+    found = expand_inputs_with_roots([songs / "b.wav", songs, missing], (".wav", ".flac"))
+    assert found == [(songs / "b.wav", None), (songs / "live" / "a.FLAC", songs), (missing, None)]
+    assert expand_inputs([songs], (".mid",)) == [songs / "c.mid"]

@@ -2,10 +2,6 @@
 
 import argparse
 import math
-import os
-import pathlib
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 
 
 def add_model_arguments(parser):
@@ -20,7 +16,9 @@ def add_model_arguments(parser):
         "(default: $KERAS_MT3_CHECKPOINT_DIR, else download once)",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=16, help="segments decoded together (default: 16)"
+        "--decode-batch-size",
+        type=positive_int,
+        help="segments decoded together; fewer use less memory (default: 16)",
     )
 
 
@@ -64,37 +62,7 @@ def _finite_float(text):
 def load_transcriber(args):
     from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
-    return MT3Transcriber.from_preset(
-        args.preset, checkpoint_dir=args.checkpoint_dir, batch_size=args.batch_size
-    )
-
-
-def expand_inputs(paths, extensions=AUDIO_EXTENSIONS):
-    """Files as given, plus the matching files (sorted, recursive) of every folder given.
-
-    Paths that do not exist are returned too, so the caller reports them one by one. A file
-    reached twice (given, and inside a folder given) is listed once.
-    """
-    return [path for path, _ in expand_inputs_with_roots(paths, extensions)]
-
-
-def expand_inputs_with_roots(paths, extensions=AUDIO_EXTENSIONS):
-    """`(file, root)` pairs of `expand_inputs`: root is the folder given that the file was found
-    in, or None for a file given directly (what output names mirror)."""
-    found, seen = [], set()
-    for raw in paths:
-        path = pathlib.Path(raw)
-        if path.is_dir():
-            matches = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions
-            )
-            pairs = [(match, path) for match in matches]
-        else:
-            pairs = [(path, None)]
-        for file, root in pairs:
-            key = os.path.realpath(file)
-            if key not in seen:
-                seen.add(key)
-                found.append((file, root))
-    return found
-
+    settings = {}
+    if args.decode_batch_size is not None:
+        settings["decode_batch_size"] = args.decode_batch_size
+    return MT3Transcriber.from_preset(args.preset, checkpoint_dir=args.checkpoint_dir, **settings)

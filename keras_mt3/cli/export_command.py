@@ -62,7 +62,7 @@ def run(args):
     path = export(
         model,
         args.output,
-        batch_size=args.request_batch_size,
+        request_batch_size=args.request_batch_size,
         max_audio_seconds=max_audio_seconds,
         include_xla=not args.no_xla,
         overwrite=args.overwrite,

@@ -55,16 +55,18 @@ def run(args):
 
 def _input_notes(args, load_midi):
     from keras_mt3.errors import KerasMT3Error
+    from keras_mt3.midi_io import MIDI_EXTENSIONS
+    from keras_mt3.preprocessing.audio_io import AUDIO_EXTENSIONS
 
     source = pathlib.Path(args.input)
-    if source.suffix.lower() in common.AUDIO_EXTENSIONS:
+    if source.suffix.lower() in AUDIO_EXTENSIONS:
         if not source.is_file():
             raise KerasMT3Error(f"audio file {source} does not exist; check the path")
         model = common.load_transcriber(args)
         return model.transcribe(source, progress=False if args.no_progress else None)
-    if source.suffix.lower() not in (".mid", ".midi"):
+    if source.suffix.lower() not in MIDI_EXTENSIONS:
         raise KerasMT3Error(
-            f"{source} is neither a MIDI file (.mid, .midi) nor audio "
-            f"({', '.join(common.AUDIO_EXTENSIONS)}); give one of those"
+            f"{source} is neither a MIDI file ({', '.join(MIDI_EXTENSIONS)}) nor audio "
+            f"({', '.join(AUDIO_EXTENSIONS)}); give one of those"
         )
     return load_midi(source)

@@ -55,7 +55,7 @@ def output_format(output, requested):
 
 
 def output_paths(found, output, format_name="mid"):
-    """The output file for each `(file, root)` of `common.expand_inputs_with_roots`.
+    """The output file for each `(file, root)` of `keras_mt3.utils.expand_inputs_with_roots`.
 
     Raises:
         KerasMT3Error: `output` names one file but there are several inputs, `output` is a
@@ -89,8 +89,10 @@ def describe(note_sequence):
 
 def run(args):
     from keras_mt3.errors import KerasMT3Error
+    from keras_mt3.preprocessing.audio_io import AUDIO_EXTENSIONS
+    from keras_mt3.utils import expand_inputs_with_roots
 
-    found = common.expand_inputs_with_roots(args.inputs)
+    found = expand_inputs_with_roots(args.inputs, AUDIO_EXTENSIONS)
     if not found:
         raise KerasMT3Error(f"no audio files found in {' '.join(args.inputs)}")
     format_name = output_format(args.output, args.format)

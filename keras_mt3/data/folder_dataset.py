@@ -8,11 +8,10 @@ sub-folders, the pairs under them get that split.
 
 import pathlib
 
-from keras_mt3.cli.common import AUDIO_EXTENSIONS
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.errors import KerasMT3Error
-
-MIDI_EXTENSIONS = (".mid", ".midi")
+from keras_mt3.midi_io import MIDI_EXTENSIONS
+from keras_mt3.preprocessing.audio_io import AUDIO_EXTENSIONS
 SPLIT_FOLDERS = {
     "train": "train",
     "validation": "validation",

@@ -18,6 +18,9 @@ SAMPLES_PER_FRAME = 128
 # Batch shapes the decode programs are compiled for: powers of two up to BATCH_SIZE_STEP,
 # then its multiples.
 BATCH_SIZE_STEP = 4
+# Segments decoded together by default: on a CPU a decoder step costs little more at 16 rows
+# than at 8, so a clip of up to 32 s decodes in one pass.
+DEFAULT_DECODE_BATCH_SIZE = 16
 
 
 @keras.saving.register_keras_serializable(package="keras_mt3")
@@ -31,18 +34,24 @@ class MT3Transcriber(keras.Model):
     Args:
         backbone: an `MT3Backbone`.
         vocabulary: a vocabulary name (`"mt3"`, `"ismir2021"`) or `VocabularyConfig`.
-        batch_size: most segments decoded together. A smaller batch is padded to a nearby
-            size (`padded_batch_size`), so only a few decode programs are ever compiled. On a
-            CPU a decoder step costs little more at 16 rows than at 8, so by default a clip
-            of up to 32 s decodes in one pass.
+        decode_batch_size: most segments decoded together (`DEFAULT_DECODE_BATCH_SIZE`). A
+            smaller batch is padded to a nearby size (`padded_batch_size`), so only a few
+            decode programs are ever compiled.
         max_decode_length: most tokens per segment (the original uses 1024).
     """
 
-    def __init__(self, backbone, vocabulary="mt3", batch_size=16, max_decode_length=1024, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        vocabulary="mt3",
+        decode_batch_size=DEFAULT_DECODE_BATCH_SIZE,
+        max_decode_length=1024,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.backbone = backbone
         self.vocabulary = vocabulary_lib.get_vocabulary(vocabulary)
-        self.batch_size = int(batch_size)
+        self.decode_batch_size = int(decode_batch_size)
         self.max_decode_length = int(max_decode_length)
         self.frames_per_segment = self.vocabulary.input_frames
         self.frontend = LogMelSpectrogram(name="log_mel_spectrogram")
@@ -87,7 +96,7 @@ class MT3Transcriber(keras.Model):
             {
                 "backbone": keras.saving.serialize_keras_object(self.backbone),
                 "vocabulary": vocabulary_lib.serialize_vocabulary(self.vocabulary),
-                "batch_size": self.batch_size,
+                "decode_batch_size": self.decode_batch_size,
                 "max_decode_length": self.max_decode_length,
             }
         )
@@ -112,8 +121,8 @@ class MT3Transcriber(keras.Model):
         Rows end with EOS followed by PAD (0); a row that never emits EOS fills the length.
         """
         outputs = [
-            self._generate_batch(encoder_inputs[start : start + self.batch_size])
-            for start in range(0, len(encoder_inputs), self.batch_size)
+            self._generate_batch(encoder_inputs[start : start + self.decode_batch_size])
+            for start in range(0, len(encoder_inputs), self.decode_batch_size)
         ]
         return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, 0), "int32")
 
@@ -136,7 +145,7 @@ class MT3Transcriber(keras.Model):
 
     def _run_padded(self, decode_fn, *batch):
         count = len(batch[0])
-        padded_count = padded_batch_size(count, self.batch_size)
+        padded_count = padded_batch_size(count, self.decode_batch_size)
         if count < padded_count:
             batch = [
                 np.concatenate([x, np.zeros((padded_count - count,) + x.shape[1:], x.dtype)])
@@ -179,7 +188,7 @@ class MT3Transcriber(keras.Model):
             _check_array_rate(sample_rate)
             samples = audio_io.load_audio(np.asarray(audio), source_sample_rate=sample_rate)
             batches = segments_lib.batched_segments(
-                [samples], self.frames_per_segment, self.batch_size
+                [samples], self.frames_per_segment, self.decode_batch_size
             )
             total_seconds = len(samples) / audio_io.SAMPLE_RATE
         else:
@@ -190,7 +199,7 @@ class MT3Transcriber(keras.Model):
                 )
             total_seconds = audio_io.audio_duration(audio) if _is_path(audio) else None
             batches = segments_lib.batched_segments(
-                audio_io.stream_audio(audio), self.frames_per_segment, self.batch_size
+                audio_io.stream_audio(audio), self.frames_per_segment, self.decode_batch_size
             )
         segment_seconds = self.frames_per_segment * SAMPLES_PER_FRAME / audio_io.SAMPLE_RATE
         total_segments = None if total_seconds is None else int(np.ceil(total_seconds / segment_seconds))
@@ -225,22 +234,22 @@ class MT3Transcriber(keras.Model):
         return note_sequence
 
 
-def padded_batch_size(count, batch_size):
-    """The batch size `count` segments are padded to, capped at `batch_size`: the next power
-    of two up to 4, then the next multiple of 4.
+def padded_batch_size(count, decode_batch_size):
+    """The batch size `count` segments are padded to, capped at `decode_batch_size`: the next
+    power of two up to 4, then the next multiple of 4.
 
     The compiled decode program depends on the batch shape, so padding keeps the number of
-    programs small (1, 2, 4, 8, 12, 16 for the default `batch_size`; a file needs at most
-    two), each compiled once. Padding to a near size rather than always to `batch_size`
+    programs small (1, 2, 4, 8, 12, 16 for the default `decode_batch_size`; a file needs at
+    most two), each compiled once. Padding to a near size rather than always to the full size
     spares a file's short last batch most of the padded rows' encoder and decoder work.
     """
-    if count >= batch_size:
-        return batch_size
+    if count >= decode_batch_size:
+        return decode_batch_size
     if count <= BATCH_SIZE_STEP:
         padded = 1 << max(count - 1, 0).bit_length()
     else:
         padded = -(-count // BATCH_SIZE_STEP) * BATCH_SIZE_STEP
-    return min(padded, batch_size)
+    return min(padded, decode_batch_size)
 
 
 def _check_array_rate(sample_rate):

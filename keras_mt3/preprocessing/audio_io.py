@@ -20,6 +20,9 @@ from keras_mt3.errors import AudioLoadError, KerasMT3Error
 
 SAMPLE_RATE = 16000
 RESAMPLE_QUALITY = "HQ"
+# What a folder of audio is searched for (datasets, `keras-mt3 transcribe DIR`): libsndfile's
+# formats under the names people give them.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff")
 _SEEK_LEAD_IN = 8192
 
 # Containers people often try that libsndfile cannot read.

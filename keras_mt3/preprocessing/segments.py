@@ -53,17 +53,17 @@ def audio_to_segments(audio, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT):
     return _segments_from(audio, first_index=0, frames_per_segment=frames_per_segment, final=True)
 
 
-def batched_segments(blocks, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT, batch_size=8):
-    """Yield `AudioSegments` batches of at most `batch_size` segments from audio blocks.
+def batched_segments(blocks, frames_per_segment, decode_batch_size):
+    """Yield `AudioSegments` batches of at most `decode_batch_size` segments from audio blocks.
 
     `blocks` is any iterable of 1-D 16 kHz float32 arrays (such as `stream_audio(...)`); only
     about one batch plus one block is held at a time. Concatenated, the batches equal
     `audio_to_segments(np.concatenate(blocks), frames_per_segment)`.
     """
     _check_frames_per_segment(frames_per_segment)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    batch_samples = batch_size * frames_per_segment * HOP_LENGTH
+    if decode_batch_size < 1:
+        raise ValueError(f"decode_batch_size must be >= 1, got {decode_batch_size}")
+    batch_samples = decode_batch_size * frames_per_segment * HOP_LENGTH
     pending = []
     pending_length = 0
     next_index = 0
@@ -79,12 +79,12 @@ def batched_segments(blocks, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT, batc
             buffer = np.concatenate(pending)
             batch = _segments_from(buffer[:batch_samples], next_index, frames_per_segment, False)
             yield batch
-            next_index += batch_size
+            next_index += decode_batch_size
             pending, pending_length = [buffer[batch_samples:]], len(buffer) - batch_samples
     remainder = np.concatenate(pending) if pending else np.zeros(0, np.float32)
     final = _segments_from(remainder, next_index, frames_per_segment, final=True)
-    for start in range(0, len(final.num_frames), batch_size):
-        yield AudioSegments(*(field[start : start + batch_size] for field in final))
+    for start in range(0, len(final.num_frames), decode_batch_size):
+        yield AudioSegments(*(field[start : start + decode_batch_size] for field in final))
 
 
 def decode_start_times(start_times):

@@ -21,14 +21,13 @@ from keras_mt3.errors import KerasMT3Error
 from keras_mt3.saved_model import signatures as names
 
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
-DEFAULT_DECODE_BATCH_SIZE = 8
 
 
 def export(
     model,
     path,
     *,
-    batch_size=None,
+    request_batch_size=None,
     max_audio_seconds=DEFAULT_MAX_AUDIO_SECONDS,
     decode_batch_size=None,
     max_decode_length=None,
@@ -47,11 +46,12 @@ def export(
     Args:
         model: an `MT3Transcriber`, or an `MT3Backbone` (then `vocabulary` says which).
         path: the SavedModel folder to create, e.g. `models/mt3/1` for TF Serving.
-        batch_size: fixed number of clips per request, or None for any.
+        request_batch_size: fixed number of clips per request, or None for any.
         max_audio_seconds: longest clip a request may hold; longer ones are rejected with an
             InvalidArgument error. It bounds a request's time and memory.
         decode_batch_size: segments encoded and decoded together (default: the
-            transcriber's `batch_size`, else 8). Bounds decoding memory per request.
+            transcriber's `decode_batch_size`, else `DEFAULT_DECODE_BATCH_SIZE`, 16). Bounds
+            decoding memory per request.
         max_decode_length: most tokens per segment (default: the transcriber's, else the
             backbone's `max_decoder_length`, 1024 for MT3).
         vocabulary: vocabulary name or config (default: the transcriber's, else "mt3").
@@ -64,13 +64,16 @@ def export(
     import keras
 
     from keras_mt3.codec import vocabulary as vocabulary_lib
+    from keras_mt3.models.mt3_transcriber import DEFAULT_DECODE_BATCH_SIZE
 
     backbone, model_defaults = _unpack_model(model)
     options = {
-        "batch_size": _optional_positive_int(batch_size, "batch_size"),
+        "request_batch_size": _optional_positive_int(request_batch_size, "request_batch_size"),
         "max_audio_seconds": _positive_float(max_audio_seconds, "max_audio_seconds"),
         "decode_batch_size": _optional_positive_int(
-            decode_batch_size or model_defaults.get("batch_size") or DEFAULT_DECODE_BATCH_SIZE,
+            decode_batch_size
+            or model_defaults.get("decode_batch_size")
+            or DEFAULT_DECODE_BATCH_SIZE,
             "decode_batch_size",
         ),
         "max_decode_length": _optional_positive_int(
@@ -169,7 +172,7 @@ def _unpack_model(model):
             f"export() needs an MT3Transcriber or MT3Backbone, got {type(model).__name__}"
         )
     defaults = {
-        "batch_size": getattr(model, "batch_size", None),
+        "decode_batch_size": getattr(model, "decode_batch_size", None),
         "max_decode_length": getattr(model, "max_decode_length", None),
         "vocabulary": getattr(model, "vocabulary", None),
     }

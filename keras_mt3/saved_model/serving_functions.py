@@ -26,7 +26,7 @@ class ServingFunctions:
         backbone: a built `MT3Backbone` (TensorFlow backend).
         frontend: the `LogMelSpectrogram` layer.
         vocabulary: a `VocabularyConfig`.
-        batch_size: fixed request batch size, or None for any.
+        request_batch_size: fixed number of clips per request, or None for any.
         max_audio_seconds: longest clip a request may hold.
         decode_batch_size: segments encoded and decoded together.
         max_decode_length: most tokens per segment.
@@ -39,7 +39,7 @@ class ServingFunctions:
         frontend,
         vocabulary,
         *,
-        batch_size,
+        request_batch_size,
         max_audio_seconds,
         decode_batch_size,
         max_decode_length,
@@ -48,7 +48,7 @@ class ServingFunctions:
         self.backbone = backbone
         self.frontend = frontend
         self.vocabulary = vocabulary
-        self.batch_size = batch_size
+        self.request_batch_size = request_batch_size
         self.max_audio_seconds = float(max_audio_seconds)
         self.max_samples = int(round(self.max_audio_seconds * SAMPLE_RATE))
         self.decode_batch_size = int(decode_batch_size)
@@ -60,12 +60,12 @@ class ServingFunctions:
 
     def endpoints(self):
         audio_spec = [
-            tf.TensorSpec([self.batch_size, None], tf.float32, name=names.WAVEFORM),
-            tf.TensorSpec([self.batch_size], tf.int32, name=names.LENGTHS),
+            tf.TensorSpec([self.request_batch_size, None], tf.float32, name=names.WAVEFORM),
+            tf.TensorSpec([self.request_batch_size], tf.int32, name=names.LENGTHS),
         ]
         frames_spec = [
             tf.TensorSpec(
-                [self.batch_size, self.frames_per_segment, self.backbone.input_dim],
+                [self.request_batch_size, self.frames_per_segment, self.backbone.input_dim],
                 tf.float32,
                 name=names.ENCODER_INPUTS,
             )
@@ -150,7 +150,7 @@ class ServingFunctions:
     # first problem, and nothing sized by the request runs before its shapes are known good.
 
     def _check_audio(self, waveform, lengths):
-        batch = ("batch", self.batch_size)
+        batch = ("batch", self.request_batch_size)
         shapes = [
             _assert_shape(waveform, names.WAVEFORM, [batch, ("samples", None)]),
             _assert_shape(lengths, names.LENGTHS, [batch]),
@@ -194,7 +194,7 @@ class ServingFunctions:
 
     def _check_frames(self, encoder_inputs):
         axes = [
-            ("batch", self.batch_size),
+            ("batch", self.request_batch_size),
             ("frames", self.frames_per_segment),
             ("bins", self.backbone.input_dim),
         ]

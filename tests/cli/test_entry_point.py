@@ -54,7 +54,7 @@ def test_backend_flag_wins_over_the_environment(tmp_path):
         str(tmp_path), env={"KERAS_BACKEND": "jax"},
     )
     assert completed.returncode == 2, completed.stderr[-2000:]
-    assert "keras-mt3 train: error: --data-parallel supports the jax and tensorflow" in (
+    assert "keras-mt3 train: error: data-parallel training supports the jax and tensorflow" in (
         completed.stderr
     )
 
@@ -103,3 +103,14 @@ def test_a_listed_command_without_its_module_fails_loudly(monkeypatch):
     monkeypatch.setattr(cli_main, "SUBCOMMANDS", (*cli_main.SUBCOMMANDS, "nosuch"))
     with pytest.raises(ImportError, match="`nosuch` command is listed but .*nosuch_command.py"):
         cli_main.build_parser()
+
+
+def test_every_decode_batch_size_help_names_the_models_default(capsys):
+    from keras_mt3.models.mt3_transcriber import DEFAULT_DECODE_BATCH_SIZE
+
+    for command in ("transcribe", "evaluate", "plot", "serve", "export"):
+        with pytest.raises(SystemExit):
+            cli_main.main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        default = f"(default: {DEFAULT_DECODE_BATCH_SIZE})"
+        assert f"segments decoded together; fewer use less memory {default}" in text, command

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from keras_mt3.cli.evaluate_command import table_columns
 from keras_mt3.cli.main import main
+from keras_mt3.evaluation import table_columns
 from keras_mt3.metrics import transcription_metrics
 from keras_mt3.midi_io import load_midi, save_midi
 from keras_mt3.preprocessing.audio_io import load_audio
@@ -195,17 +195,17 @@ def test_scores_file_that_cannot_be_written_at_the_end_is_reported(
     estimates, reference_dir, tmp_path, monkeypatch, capsys
 ):
     """An obstacle that appears while scoring: reported, the other file still written."""
-    from keras_mt3.cli import evaluate_command
+    from keras_mt3 import evaluation
 
     out_json, out_csv = tmp_path / "scores.json", tmp_path / "scores.csv"
-    scoring = evaluate_command.evaluate_files
+    scoring = evaluation.evaluate_files
 
     def score_then_block(*args, **kwargs):
         results = scoring(*args, **kwargs)
         out_json.mkdir()
         return results
 
-    monkeypatch.setattr(evaluate_command, "evaluate_files", score_then_block)
+    monkeypatch.setattr(evaluation, "evaluate_files", score_then_block)
     code = main(["evaluate", "--estimates", str(estimates), "--reference", str(reference_dir),
                  "--json", str(out_json), "--csv", str(out_csv), "--no-progress"])
     captured = capsys.readouterr()
@@ -248,6 +248,6 @@ def test_audio_that_cannot_be_scored_loads_no_model(reference_dir, tmp_path, no_
 def test_a_bad_batch_size_is_a_usage_error(estimates, reference_dir, no_model_load, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["evaluate", "--estimates", str(estimates), "--reference", str(reference_dir),
-              "--batch-size", "0"])
+              "--decode-batch-size", "0"])
     assert stopped.value.code == 2
-    assert "--batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err
+    assert "--decode-batch-size: must be a whole number >= 1, got '0'" in capsys.readouterr().err

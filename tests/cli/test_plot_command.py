@@ -75,7 +75,7 @@ def test_bad_inputs_are_clear_errors(args, message, reference_dir, tmp_path, mon
         ("--end", "inf", "must be a finite number, got 'inf'"),
         ("--start", "-1", "must be a number of seconds >= 0, got '-1'"),
         ("--end", "0", "must be a number of seconds > 0, got '0'"),
-        ("--batch-size", "0", "must be a whole number >= 1, got '0'"),
+        ("--decode-batch-size", "0", "must be a whole number >= 1, got '0'"),
     ],
 )
 def test_bad_option_values_are_usage_errors(option, value, message, reference_dir, tmp_path, capsys):

@@ -112,6 +112,7 @@ def test_nothing_loads_when_no_input_can_be_done(tmp_path, no_model_load, capsys
 @pytest.mark.parametrize("value", ["0", "-3", "two"])
 def test_a_bad_batch_size_is_a_usage_error(value, tmp_path, no_model_load, capsys):
     with pytest.raises(SystemExit) as stopped:
-        transcribe(tmp_path / "x.wav", "-o", tmp_path, "--batch-size", value)
+        transcribe(tmp_path / "x.wav", "-o", tmp_path, "--decode-batch-size", value)
     assert stopped.value.code == 2
-    assert f"--batch-size: must be a whole number >= 1, got '{value}'" in capsys.readouterr().err
+    message = f"--decode-batch-size: must be a whole number >= 1, got '{value}'"
+    assert message in capsys.readouterr().err

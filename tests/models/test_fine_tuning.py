@@ -35,7 +35,7 @@ def first_segments_scores(model, reference_dir):
 
 def test_fine_tuning_a_few_steps_keeps_the_transcription_quality(checkpoint_dir, reference_dir):
     keras.utils.set_random_seed(0)
-    model = MT3Transcriber.from_preset("mt3", checkpoint_dir=checkpoint_dir, batch_size=2)
+    model = MT3Transcriber.from_preset("mt3", checkpoint_dir=checkpoint_dir, decode_batch_size=2)
     before = first_segments_scores(model, reference_dir)
     assert before["onset_f1"] > 0.5
 

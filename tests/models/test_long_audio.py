@@ -28,7 +28,7 @@ backbone = MT3Backbone(
     vocabulary_size=MT3_VOCABULARY.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
     intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1, max_decoder_length=8,
 )
-model = MT3Transcriber(backbone, batch_size=8, max_decode_length=8)
+model = MT3Transcriber(backbone, decode_batch_size=8, max_decode_length=8)
 # Warm up every batch shape the hour needs, so compiled programs are not counted as growth.
 for count in (8, 2):
     model.transcribe(np.zeros(count * 32768, "float32"), sample_rate=16000, progress=False)

@@ -81,7 +81,7 @@ def tiny_transcriber():
         num_decoder_layers=1,
         max_decoder_length=16,
     )
-    return MT3Transcriber(backbone, vocabulary="mt3", batch_size=2, max_decode_length=16)
+    return MT3Transcriber(backbone, vocabulary="mt3", decode_batch_size=2, max_decode_length=16)
 
 
 def test_silent_and_short_audio_give_valid_results(tiny_transcriber):
@@ -154,19 +154,19 @@ def test_transcribe_to_midi_never_leaves_a_half_written_file(tiny_transcriber, t
 def test_smaller_batches_are_padded_to_few_sizes(count, expected):
     from keras_mt3.models.mt3_transcriber import padded_batch_size
 
-    assert padded_batch_size(count, batch_size=16) == expected
-    assert padded_batch_size(count, batch_size=6) == min(expected, 6)
+    assert padded_batch_size(count, decode_batch_size=16) == expected
+    assert padded_batch_size(count, decode_batch_size=6) == min(expected, 6)
 
 
 def test_tokens_do_not_depend_on_batch_padding(tiny_transcriber):
     log_mel = np.random.default_rng(1).normal(size=(5, 256, 512)).astype("float32")
-    tiny_transcriber.batch_size = 8
+    tiny_transcriber.decode_batch_size = 8
     try:
         together = tiny_transcriber.generate(log_mel)  # one batch padded from 5 to 8 rows
         one_by_one = np.concatenate([tiny_transcriber.generate(row[None]) for row in log_mel])
         three_padded_to_four = tiny_transcriber.generate(log_mel[:3])
     finally:
-        tiny_transcriber.batch_size = 2
+        tiny_transcriber.decode_batch_size = 2
     np.testing.assert_array_equal(together, one_by_one)
     np.testing.assert_array_equal(three_padded_to_four, together[:3])
 
@@ -210,7 +210,9 @@ def test_a_custom_vocabulary_survives_get_config_and_keras_saving(tmp_path):
         vocabulary_size=vocabulary.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
         intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1, max_decoder_length=16,
     )
-    model = MT3Transcriber(backbone, vocabulary=vocabulary, batch_size=2, max_decode_length=16)
+    model = MT3Transcriber(
+        backbone, vocabulary=vocabulary, decode_batch_size=2, max_decode_length=16
+    )
     log_mel = np.random.default_rng(3).normal(size=(2, 256, 512)).astype("float32")
     tokens = model.generate(log_mel)
 

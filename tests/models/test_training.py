@@ -1,19 +1,14 @@
-"""Training under the current backend: a tiny model learns 8 rendered clips by heart, T5X
-Adafactor matches its reference, and `keras-mt3 train` runs fit on the tf.data pipeline."""
-
-import json
+"""Training under the current backend: a tiny model learns 8 rendered clips by heart and T5X
+Adafactor matches its reference. Whole runs: test_training_run.py (the library) and
+tests/cli/test_train_command.py (the command)."""
 
 import keras
 import numpy as np
 import pytest
-import soundfile
-from weights_files import stored_arrays
 
-from keras_mt3.cli.main import main as cli_main
 from keras_mt3.codec.vocabulary import MT3_VOCABULARY
 from keras_mt3.data.pipeline import TrainingDataConfig, evaluation_dataset
 from keras_mt3.data.synthetic import synthetic_pairs
-from keras_mt3.midi_io import save_midi
 from keras_mt3.models.losses import MT3Loss
 from keras_mt3.models.mt3_backbone import MT3Backbone
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
@@ -35,7 +30,7 @@ def tiny_transcriber(frames, target_length, dropout=0.0):
         max_decoder_length=target_length,
         dropout=dropout,
     )
-    return MT3Transcriber(backbone, "mt3", batch_size=8, max_decode_length=target_length)
+    return MT3Transcriber(backbone, "mt3", decode_batch_size=8, max_decode_length=target_length)
 
 
 def test_tiny_model_memorizes_eight_rendered_clips_until_greedy_decoding_is_exact():
@@ -108,89 +103,3 @@ def test_factoring_follows_t5x_matrix_layouts():
     assert factored_shape((6, 64, 512)) == (384, 512)
     assert factored_shape((1536, 512)) == (1536, 512)
     assert factored_shape((512,)) is None and factored_shape((64, 512)) is None
-
-
-@pytest.mark.slow
-def test_train_command_writes_checkpoints_history_and_a_loadable_preset(tmp_path, capsys):
-    data = tmp_path / "data"  # a folder of x.wav + x.mid pairs
-    data.mkdir()
-    for pair in synthetic_pairs(2, 2.0, seed=0, programs=(0, 33)):
-        soundfile.write(data / f"{pair.name}.wav", pair.audio, 16000)
-        save_midi(pair.notes, data / f"{pair.name}.mid")
-    config = {"data": str(data), "model_size": "tiny", "target_length": 64, "window_frames": 64}
-    config_path = tmp_path / "train.json"
-    config_path.write_text(json.dumps(config))
-    output = tmp_path / "run"
-    status = cli_main(
-        [
-            "train", "-o", str(output), "--config", str(config_path), "--steps", "2",
-            "--steps-per-epoch", "1", "--batch-size", "2", "--seed", "0", "--verbose", "0",
-            "--no-jit-compile",
-        ]
-    )
-    assert status == 0
-    assert sorted(p.name for p in (output / "checkpoints").iterdir()) == [
-        "epoch_0001.random_state.json", "epoch_0001.weights.h5",
-        "epoch_0002.random_state.json", "epoch_0002.weights.h5",
-    ]
-    history = (output / "history.csv").read_text().strip().splitlines()
-    assert len(history) == 3 and all(np.isfinite(float(row.split(",")[1])) for row in history[1:])
-    recorded = json.loads((output / "train_config.json").read_text())
-    assert recorded["model_size"] == "tiny" and recorded["steps"] == 2
-    # The defaults: T5X Adafactor, dropout 0.1 (shared across time), explicit jit_compile.
-    assert recorded["optimizer"] == "adafactor" and recorded["dropout"] == 0.1
-    assert recorded["jit_compile"] is False
-    model = MT3Transcriber.from_preset(str(output / "preset"), max_decode_length=32)
-    assert model.backbone.hidden_dim == 128 and model.vocabulary.name == "mt3"
-    # Trained on 64-frame windows, it still takes full 256-frame segments at inference.
-    model.transcribe(np.zeros(3 * 16000, np.float32), sample_rate=16000, progress=False)
-    captured = capsys.readouterr()
-    assert "saved the trained model" in captured.out
-    assert "on 2 pairs" in captured.err and "no pairs skipped" in captured.err
-
-
-def test_train_command_explains_bad_options(tmp_path, capsys):
-    assert cli_main(["train", "-o", str(tmp_path)]) == 2
-    assert "no training data" in capsys.readouterr().err
-    config_path = tmp_path / "bad.json"
-    config_path.write_text(json.dumps({"learning_rat": 1e-3}))
-    arguments = ["train", "--config", str(config_path), "--synthetic", "1", "-o", str(tmp_path)]
-    assert cli_main(arguments) == 2
-    assert "unknown options learning_rat" in capsys.readouterr().err
-
-
-# The tiny model on two rendered clips, one step per epoch (a checkpoint after every step).
-TINY_RUN = [
-    "train", "--synthetic", "2", "--model-size", "tiny", "--steps-per-epoch", "1",
-    "--batch-size", "2", "--target-length", "32", "--window-frames", "32", "--seed", "0",
-    "--verbose", "0", "--no-jit-compile",
-]
-
-
-@pytest.mark.slow
-def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path, capsys):
-    whole, split = tmp_path / "whole", tmp_path / "split"
-    assert cli_main([*TINY_RUN, "--steps", "3", "-o", str(whole)]) == 0
-    assert cli_main([*TINY_RUN, "--steps", "2", "-o", str(split)]) == 0  # stopped after step 2
-    capsys.readouterr()
-    assert cli_main([*TINY_RUN, "--steps", "3", "-o", str(split), "--resume"]) == 0
-    assert "epoch_0002.weights.h5 at step 2" in capsys.readouterr().err
-    # Weights, optimizer state and its step count (dropout is on: its random state too).
-    expected = stored_arrays(whole / "checkpoints" / "epoch_0003.weights.h5")
-    actual = stored_arrays(split / "checkpoints" / "epoch_0003.weights.h5")
-    assert sorted(actual) == sorted(expected) and any("optimizer" in name for name in expected)
-    for name, value in expected.items():
-        np.testing.assert_allclose(actual[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
-    history = (split / "history.csv").read_text()
-    assert history == (whole / "history.csv").read_text()
-
-    # A checkpoint from other options is refused with the reason, not half loaded.
-    status = cli_main([*TINY_RUN, "--steps", "4", "-o", str(split), "--resume", "--optimizer",
-                       "adamw"])
-    assert status == 2 and "--optimizer the run started with" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the torch message")
-def test_data_parallel_under_torch_says_what_to_do_instead(tmp_path, capsys):
-    status = cli_main(["train", "-o", str(tmp_path), "--synthetic", "1", "--data-parallel"])
-    assert status == 2 and "torch.distributed" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_bad_arguments():
         audio_to_segments(ramp(100), 0)
     with pytest.raises(TypeError, match="frames_per_segment"):
         audio_to_segments(ramp(100), 256.0)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ValueError, match="decode_batch_size"):
         list(batched_segments([ramp(100)], 256, 0))
 
 

@@ -72,7 +72,10 @@ def tiny_transcriber(backbone):
     from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
     return MT3Transcriber(
-        backbone, vocabulary=tiny_vocabulary(), batch_size=4, max_decode_length=TINY_DECODE_LENGTH
+        backbone,
+        vocabulary=tiny_vocabulary(),
+        decode_batch_size=4,
+        max_decode_length=TINY_DECODE_LENGTH,
     )
 
 

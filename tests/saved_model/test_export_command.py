@@ -81,7 +81,7 @@ def test_export_under_a_file_is_refused_before_loading(tmp_path, capsys):
 @pytest.mark.parametrize(
     "option, value",
     [("--max-audio-seconds", "nan"), ("--max-audio-seconds", "0"), ("--request-batch-size", "0"),
-     ("--batch-size", "-1")],
+     ("--decode-batch-size", "-1")],
 )
 def test_bad_export_options_are_usage_errors(option, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:

@@ -115,7 +115,7 @@ def test_manifest_describes_the_export(tiny_saved_model):
     assert manifest["max_audio_seconds"] == TINY_MAX_AUDIO_SECONDS
     assert manifest["max_decode_length"] == TINY_DECODE_LENGTH
     assert manifest["decode_batch_size"] == 4  # the transcriber's batch size
-    assert manifest["batch_size"] is None
+    assert manifest["request_batch_size"] is None
     assert {name: entry["needs_xla"] for name, entry in manifest["signatures"].items()} == (
         names.NEEDS_XLA
     )
@@ -341,7 +341,7 @@ def test_export_refuses_an_existing_folder_and_bad_arguments(tiny_backbone, tmp_
     bad_arguments = [
         {"max_audio_seconds": 0},
         {"max_audio_seconds": float("nan")},
-        {"batch_size": 0},
+        {"request_batch_size": 0},
         {"decode_batch_size": 2.5},
         {"max_decode_length": TINY_DECODE_LENGTH + 1},
         {"vocabulary": "no-such-vocabulary"},
