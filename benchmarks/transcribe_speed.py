@@ -40,6 +40,7 @@ def measure(backend, long_minutes, repeats):
     import soundfile
 
     from keras_mt3 import MT3Transcriber
+    from keras_mt3.constants import SAMPLE_RATE
     from keras_mt3.preprocessing.audio_io import load_audio
 
     started = time.perf_counter()
@@ -55,11 +56,11 @@ def measure(backend, long_minutes, repeats):
         seconds = []
         for _ in range(repeats + 1):
             started = time.perf_counter()
-            notes = model.transcribe(audio, sample_rate=16000, progress=False)
+            notes = model.transcribe(audio, sample_rate=SAMPLE_RATE, progress=False)
             seconds.append(time.perf_counter() - started)
         compile_s += seconds[0] - min(seconds[1:])
         result["clips"][name] = {
-            "audio_s": len(audio) / 16000,
+            "audio_s": len(audio) / SAMPLE_RATE,
             "compute_s": min(seconds[1:]),
             "notes": len(notes.notes),
         }
@@ -68,11 +69,11 @@ def measure(backend, long_minutes, repeats):
 
     if long_minutes:
         joined = np.concatenate(list(clips.values()))
-        repeats_needed = int(np.ceil(long_minutes * 60 * 16000 / len(joined)))
-        long_audio = np.tile(joined, repeats_needed)[: int(long_minutes * 60 * 16000)]
+        repeats_needed = int(np.ceil(long_minutes * 60 * SAMPLE_RATE / len(joined)))
+        long_audio = np.tile(joined, repeats_needed)[: int(long_minutes * 60 * SAMPLE_RATE)]
         with tempfile.TemporaryDirectory() as tmp:
             path = pathlib.Path(tmp) / "long.flac"
-            soundfile.write(path, long_audio, 16000)
+            soundfile.write(path, long_audio, SAMPLE_RATE)
             del long_audio, joined
             started = time.perf_counter()
             notes = model.transcribe(path, progress=False)

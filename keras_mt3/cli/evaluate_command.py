@@ -12,8 +12,8 @@ import pathlib
 import sys
 
 from keras_mt3.cli import common
+from keras_mt3.constants import MIDI_EXTENSIONS
 
-MIDI_EXTENSIONS = (".mid", ".midi")
 DEFAULT_GRANULARITY = "full"
 GRANULARITIES = ("flat", "midi_class", "full")
 # A transcription ending this much earlier or later than its reference suggests a wrong pairing

@@ -4,6 +4,7 @@ transcribed first), optionally scored against a reference MIDI file."""
 import pathlib
 
 from keras_mt3.cli import common
+from keras_mt3.constants import MIDI_EXTENSIONS
 
 
 def add_parser(subparsers):
@@ -62,7 +63,7 @@ def _input_notes(args, load_midi):
             raise KerasMT3Error(f"audio file {source} does not exist; check the path")
         model = common.load_transcriber(args)
         return model.transcribe(source, progress=False if args.no_progress else None)
-    if source.suffix.lower() not in (".mid", ".midi"):
+    if source.suffix.lower() not in MIDI_EXTENSIONS:
         raise KerasMT3Error(
             f"{source} is neither a MIDI file (.mid, .midi) nor audio "
             f"({', '.join(common.AUDIO_EXTENSIONS)}); give one of those"

@@ -14,6 +14,7 @@ import os
 import pathlib
 import sys
 
+from keras_mt3.constants import MAX_DECODE_LENGTH, NUM_MEL_BINS
 from keras_mt3.errors import KerasMT3Error
 
 # Backbone shapes by name ("mt3" is the released model's; the others are for small budgets).
@@ -31,7 +32,6 @@ BACKBONE_SIZES = {
         num_encoder_layers=2, num_decoder_layers=2,
     ),
 }
-MAX_DECODE_LENGTH = 1024  # MT3's decoder length, the longest output at inference
 DATASET_FLAGS = ("data", "maestro", "slakh", "guitarset", "urmp")
 DEFAULTS = {
     "config": None,
@@ -243,7 +243,7 @@ def build_transcriber(options):
     # segments, up to 1024 decoded tokens) whatever the training windows and targets are.
     backbone = MT3Backbone(
         vocabulary_size=vocabulary.num_embeddings,
-        input_dim=512,
+        input_dim=NUM_MEL_BINS,
         max_encoder_length=max(frames, vocabulary.input_frames),
         max_decoder_length=max(options["target_length"], MAX_DECODE_LENGTH),
         dropout=options["dropout"],

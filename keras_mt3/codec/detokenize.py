@@ -14,7 +14,8 @@ from note_seq.protobuf import music_pb2
 
 from keras_mt3.codec import note_encoding
 from keras_mt3.codec.run_length_encoding import decode_events
-from keras_mt3.codec.vocabulary import DECODED_INVALID_ID, EOS_ID, get_vocabulary
+from keras_mt3.codec.vocabulary import DECODED_INVALID_ID, get_vocabulary
+from keras_mt3.constants import EOS_ID
 from keras_mt3.errors import KerasMT3Error
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1

@@ -20,16 +20,14 @@ from keras_mt3.codec.run_length_encoding import (
     run_length_encode_shifts,
 )
 from keras_mt3.codec.vocabulary import (
-    EOS_ID,
     MAX_MIDI_PITCH,
     MAX_MIDI_PROGRAM,
     MAX_MIDI_VELOCITY,
     get_vocabulary,
 )
+from keras_mt3.constants import EOS_ID, FRAMES_PER_SECOND
 from keras_mt3.errors import KerasMT3Error
 
-# Audio frames per second of the MT3 frontend: 16 kHz audio with a 128-sample hop.
-FRAMES_PER_SECOND = 125
 STATE_CHANGE_EVENT_TYPES = ("velocity", "program")
 
 

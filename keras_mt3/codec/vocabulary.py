@@ -11,12 +11,10 @@ import math
 import numpy as np
 
 from keras_mt3.codec.event_codec import Codec, EventRange
+from keras_mt3.constants import DEFAULT_FRAMES_PER_SEGMENT, EOS_ID
 from keras_mt3.errors import KerasMT3Error
 
-PAD_ID = 0  # also the decoder's start (BOS) token
-EOS_ID = 1
-UNK_ID = 2
-NUM_SPECIAL_TOKENS = 3
+NUM_SPECIAL_TOKENS = 3  # PAD_ID, EOS_ID, UNK_ID of keras_mt3.constants
 NUM_EXTRA_IDS = 100  # unused ids after the regular tokens, as in T5 vocabularies
 EMBEDDING_MULTIPLE = 128
 
@@ -122,7 +120,7 @@ class VocabularyConfig:
     num_velocity_bins: int = 1
     program_granularity: str = "full"
     use_ties: bool = True
-    input_frames: int = 256
+    input_frames: int = DEFAULT_FRAMES_PER_SEGMENT
     name: str = "custom"
 
     def __post_init__(self):
@@ -178,7 +176,11 @@ class VocabularyConfig:
 
 
 MT3_VOCABULARY = VocabularyConfig(
-    num_velocity_bins=1, program_granularity="full", use_ties=True, input_frames=256, name="mt3"
+    num_velocity_bins=1,
+    program_granularity="full",
+    use_ties=True,
+    input_frames=DEFAULT_FRAMES_PER_SEGMENT,
+    name="mt3",
 )
 ISMIR2021_VOCABULARY = VocabularyConfig(
     num_velocity_bins=127,

@@ -9,10 +9,10 @@ sub-folders, the pairs under them get that split.
 import pathlib
 
 from keras_mt3.cli.common import AUDIO_EXTENSIONS
+from keras_mt3.constants import MIDI_EXTENSIONS
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.errors import KerasMT3Error
 
-MIDI_EXTENSIONS = (".mid", ".midi")
 SPLIT_FOLDERS = {
     "train": "train",
     "validation": "validation",

@@ -14,6 +14,7 @@ import re
 
 from note_seq.protobuf import music_pb2
 
+from keras_mt3.constants import DEFAULT_VELOCITY
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.errors import KerasMT3Error
 
@@ -35,7 +36,6 @@ URMP_INSTRUMENT_PROGRAMS = {
     "fl": 73,
 }
 VALIDATION_PIECES = frozenset({1, 2, 12, 13, 24, 25, 31, 38, 39})
-DEFAULT_VELOCITY = 100
 _PIECE_FOLDER = re.compile(r"^(\d+)_")
 _NOTES_FILE = re.compile(r"^Notes_(\d+)_([a-z]+)_")
 

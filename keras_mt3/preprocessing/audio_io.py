@@ -16,9 +16,9 @@ import numpy as np
 import soundfile
 import soxr
 
+from keras_mt3.constants import SAMPLE_RATE
 from keras_mt3.errors import AudioLoadError, KerasMT3Error
 
-SAMPLE_RATE = 16000
 RESAMPLE_QUALITY = "HQ"
 _SEEK_LEAD_IN = 8192
 

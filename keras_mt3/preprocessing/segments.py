@@ -11,13 +11,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from keras_mt3.preprocessing.audio_io import SAMPLE_RATE
-
-HOP_LENGTH = 128
-FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH  # 125.0
-DEFAULT_FRAMES_PER_SEGMENT = 256
-# Token times are quantized to 10 ms (the codec's 100 shift steps per second).
-DECODE_TIME_STEP = 0.01
+from keras_mt3.constants import (
+    DECODE_TIME_STEP,
+    DEFAULT_FRAMES_PER_SEGMENT,
+    FRAMES_PER_SECOND,
+    HOP_LENGTH,
+)
 
 
 class AudioSegments(NamedTuple):

@@ -31,7 +31,8 @@ def tiny_preset(tmp_path_factory):
     import numpy as np
 
     from keras_mt3.checkpoints.convert_t5x import save_preset
-    from keras_mt3.codec.vocabulary import EOS_ID, MT3_VOCABULARY
+    from keras_mt3.codec.vocabulary import MT3_VOCABULARY
+    from keras_mt3.constants import EOS_ID
     from keras_mt3.models.mt3_backbone import MT3Backbone
 
     backbone = MT3Backbone(

@@ -25,7 +25,8 @@ def build_tiny_backbone(seed=0, max_decoder_length=TINY_DECODE_LENGTH):
     import keras
 
     from keras_mt3.codec.event_codec import Event
-    from keras_mt3.codec.vocabulary import MT3_VOCABULARY, NUM_SPECIAL_TOKENS, EOS_ID
+    from keras_mt3.codec.vocabulary import MT3_VOCABULARY, NUM_SPECIAL_TOKENS
+    from keras_mt3.constants import EOS_ID
     from keras_mt3.models.mt3_backbone import MT3Backbone
 
     keras.utils.set_random_seed(seed)

@@ -10,15 +10,9 @@ from hypothesis import strategies as st
 
 from keras_mt3.codec.detokenize import tokens_to_note_sequence
 from keras_mt3.codec.event_codec import Event
-from keras_mt3.codec.vocabulary import (
-    EOS_ID,
-    ISMIR2021_VOCABULARY,
-    MT3_VOCABULARY,
-    NUM_SPECIAL_TOKENS,
-    PAD_ID,
-    UNK_ID,
-)
-from keras_mt3.saved_model.tf_detokenizer import detokenize
+from keras_mt3.codec.vocabulary import ISMIR2021_VOCABULARY, MT3_VOCABULARY, NUM_SPECIAL_TOKENS
+from keras_mt3.constants import EOS_ID, PAD_ID, UNK_ID
+from keras_mt3.tf_ops.detokenize import detokenize
 
 pytestmark = pytest.mark.backend_independent
 

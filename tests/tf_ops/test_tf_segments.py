@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_mt3.saved_model.tf_segments import count_segments, waveform_to_segments
 from keras_mt3.preprocessing.segments import audio_to_segments, decode_start_times
+from keras_mt3.tf_ops.segments import count_segments, waveform_to_segments
 
 pytestmark = pytest.mark.backend_independent
 
