@@ -66,7 +66,7 @@ def test_window_targets_decode_to_the_notes_inside_the_window():
         first_step = round(window_start_time(start) * 100)
         end_step = round(window_start_time(end) * 100) if end < 251 else 10**9
         expected = sorted(
-            (pitch, round(onset * 100), rest[1] if len(rest) > 1 else False)
+            (pitch, round(onset * 100), rest[2] if len(rest) > 2 else False)
             for pitch, onset, _, *rest in notes
             if first_step <= round(onset * 100) < end_step
         )

@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 
+from keras_mt3.constants import SAMPLE_RATE as RATE
 from keras_mt3.data.synth import render_note_sequence
 from keras_mt3.data.synthetic import random_note_sequence, synthetic_pairs
 
 pytestmark = pytest.mark.backend_independent
-
-RATE = 16000
 
 
 def rms(audio, start, end):

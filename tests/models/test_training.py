@@ -3,6 +3,7 @@ Adafactor matches its reference, and `keras-mt3 train` runs fit on the tf.data p
 
 import json
 
+import helpers
 import keras
 import numpy as np
 import pytest
@@ -10,23 +11,21 @@ import soundfile
 from weights_files import stored_arrays
 
 from keras_mt3.cli.main import main as cli_main
-from keras_mt3.codec.vocabulary import MT3_VOCABULARY
 from keras_mt3.data.pipeline import TrainingDataConfig, evaluation_dataset
 from keras_mt3.data.synthetic import synthetic_pairs
 from keras_mt3.midi_io import save_midi
 from keras_mt3.models.losses import MT3Loss
-from keras_mt3.models.mt3_backbone import MT3Backbone
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
 from keras_mt3.models.optimizers import T5XAdafactor, factored_shape, make_optimizer
 
 JIT_COMPILE = keras.backend.backend() != "torch"  # explicit: XLA under jax/tensorflow
 
 
-def tiny_transcriber(frames, target_length, dropout=0.0):
-    backbone = MT3Backbone(
-        vocabulary_size=MT3_VOCABULARY.num_embeddings,
+def learning_transcriber(frames, target_length, dropout=0.0):
+    """Wider than the helpers' tiny model and two layers deep: enough to learn 8 clips."""
+    return helpers.tiny_transcriber(
+        batch_size=8,
         hidden_dim=64,
-        num_heads=2,
         head_dim=32,
         intermediate_dim=128,
         num_encoder_layers=2,
@@ -35,7 +34,6 @@ def tiny_transcriber(frames, target_length, dropout=0.0):
         max_decoder_length=target_length,
         dropout=dropout,
     )
-    return MT3Transcriber(backbone, "mt3", batch_size=8, max_decode_length=target_length)
 
 
 def test_tiny_model_memorizes_eight_rendered_clips_until_greedy_decoding_is_exact():
@@ -46,7 +44,7 @@ def test_tiny_model_memorizes_eight_rendered_clips_until_greedy_decoding_is_exac
     ((x, y),) = list(evaluation_dataset(pairs, config).as_numpy_iterator())
     assert x["encoder_inputs"].shape == (8, 64, 512) and np.all((y > 0).sum(1) >= 6)
 
-    model = tiny_transcriber(64, 24)
+    model = learning_transcriber(64, 24)
     model.compile(
         optimizer=make_optimizer("adamw", 3e-3, weight_decay=0.0),
         loss=MT3Loss(),
