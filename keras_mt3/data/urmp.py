@@ -19,7 +19,7 @@ from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.errors import KerasMT3Error
 
 DATASET = "urmp"
-# MT3's program per URMP instrument code (reference §2.5).
+# MT3's program per URMP instrument code (docs/mt3_details.md#programs).
 URMP_INSTRUMENT_PROGRAMS = {
     "vn": 40,
     "va": 41,

@@ -3,7 +3,8 @@
 MT3 computes, per segment: an uncentered STFT (2048-point periodic Hann window, hop 128, frame i
 covering samples [128 i, 128 i + 2048), zero past the segment's end), its magnitude (not power),
 a 512-band HTK mel projection over 20-7600 Hz, and the natural log with values <= 0 replaced by
-1e-5. Padding frames past a segment's length are 0.0 (MT3 pads after the log).
+1e-5. Padding frames past a segment's length are 0.0 (MT3 pads after the log). Where each
+choice comes from: docs/mt3_details.md#frontend.
 """
 
 import keras

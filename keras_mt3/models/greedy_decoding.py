@@ -3,7 +3,7 @@
 MT3's original decoder is T5X beam search with one beam; on real inputs its output equals
 plain greedy (argmax) decoding stopped at EOS, which is what this module implements: one
 decoder position per step against a static-shape key/value cache, so the loop compiles
-(`jax.jit`, `tf.function(jit_compile=True)`).
+(`jax.jit`, `tf.function(jit_compile=True)`). Why greedy: docs/mt3_details.md#greedy-decoding.
 
 Attention over the self-attention cache costs time in proportion to the cache length, yet
 most MT3 segments need well under 200 of the 1024 allowed tokens. Decoding therefore runs in

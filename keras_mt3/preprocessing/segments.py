@@ -3,7 +3,8 @@
 The original pads the audio with ``128 - len % 128`` zeros (a whole extra frame when the length is
 already a multiple of 128), views it as 128-sample frames and splits those into consecutive runs of
 `frames_per_segment` frames; the last run is shorter. Each segment's spectrogram is computed from
-its own samples only (see `keras_mt3.layers.LogMelSpectrogram`).
+its own samples only (see `keras_mt3.layers.LogMelSpectrogram`). The whole chain is described
+in docs/mt3_details.md#segments.
 """
 
 import math

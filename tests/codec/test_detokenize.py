@@ -17,9 +17,9 @@ from keras_mt3.errors import KerasMT3Error
 
 pytestmark = pytest.mark.backend_independent
 
-# Invalid events per clip. The MT3 reference (docs/mt3_reference.md, end of section 2.4)
-# records 19, 48 and 31 for the original's reference files, all of them tie-section pitches
-# or note-offs of notes not sounding; these two clips are the ones with 19 and 31.
+# Invalid events per clip: the original's decoding of its reference files has 19, 48 and 31,
+# all of them tie-section pitches or note-offs of notes not sounding (see
+# docs/mt3_details.md#decoding-tokens); these two clips are the ones with 19 and 31.
 REFERENCE_INVALID_COUNTS = {"piano_chorale": 19, "multi_band": 31}
 REFERENCE_CLIPS = tuple(REFERENCE_INVALID_COUNTS)
 

@@ -30,7 +30,8 @@ def test_transcribe_matches_original_mt3(mt3, reference_dir, clip):
     )
     original = note_sequence(reference_notes(reference_dir, clip))
     scores = transcription_metrics(estimate, original)
-    # Multi-instrument F1 (onset + offset per program, drums onset-only), reference §5.1.
+    # Multi-instrument F1 (onset + offset per program, drums onset-only; see
+    # docs/mt3_details.md#metrics).
     assert scores["program_full_f1"] >= 0.99, scores
     assert details["num_segments"] == len(
         json.loads((reference_dir / f"{clip}.json").read_text())["segments"]
