@@ -18,29 +18,17 @@ from keras_mt3.constants import DEFAULT_VELOCITY
 
 # Arbitrary small shapes (10 input features, 20 ids) for tests of the network's mechanics.
 TINY_BACKBONE_CONFIG = dict(
-    vocabulary_size=20,
-    hidden_dim=16,
-    num_heads=2,
-    head_dim=4,
-    intermediate_dim=24,
-    num_encoder_layers=2,
-    num_decoder_layers=2,
-    input_dim=10,
-    max_encoder_length=12,
-    max_decoder_length=16,
+    vocabulary_size=20, hidden_dim=16, num_heads=2, head_dim=4, intermediate_dim=24,
+    num_encoder_layers=2, num_decoder_layers=2,
+    input_dim=10, max_encoder_length=12, max_decoder_length=16,
 )
 
 # One layer each, but MT3's vocabulary and 512 log-mel inputs: runs `generate` and
 # `transcribe` on real audio in well under a second per segment.
-TINY_MT3_BACKBONE_CONFIG = dict(
-    hidden_dim=16,
-    num_heads=2,
-    head_dim=8,
-    intermediate_dim=32,
-    num_encoder_layers=1,
-    num_decoder_layers=1,
-    max_decoder_length=16,
-)
+TINY_MT3_BACKBONE_CONFIG = {
+    **{key: TINY_BACKBONE_CONFIG[key] for key in ("hidden_dim", "num_heads", "max_decoder_length")},
+    **dict(head_dim=8, intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1),
+}
 
 
 def _build_backbone(seed, config):

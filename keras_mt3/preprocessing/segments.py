@@ -8,6 +8,7 @@ in docs/mt3_details.md#segments.
 """
 
 import math
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -34,17 +35,19 @@ class AudioSegments(NamedTuple):
     start_times: np.ndarray
 
 
-def count_frames(num_samples):
+def count_frames(num_samples: int) -> int:
     """Frames MT3 makes of `num_samples` samples (always at least one padded frame more)."""
     return num_samples // HOP_LENGTH + 1
 
 
-def count_segments(num_samples, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT):
+def count_segments(num_samples: int, frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> int:
     """How many segments `audio_to_segments` returns for `num_samples` samples."""
     return math.ceil(count_frames(num_samples) / frames_per_segment)
 
 
-def audio_to_segments(audio, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT):
+def audio_to_segments(
+    audio: np.ndarray, frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT
+) -> AudioSegments:
     """Split a 1-D 16 kHz float32 clip into `AudioSegments`."""
     _check_frames_per_segment(frames_per_segment)
     audio = np.asarray(audio, np.float32)
@@ -53,7 +56,11 @@ def audio_to_segments(audio, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT):
     return _segments_from(audio, first_index=0, frames_per_segment=frames_per_segment, final=True)
 
 
-def batched_segments(blocks, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT, batch_size=8):
+def batched_segments(
+    blocks: Iterable[np.ndarray],
+    frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT,
+    batch_size: int = 8,
+) -> Iterator[AudioSegments]:
     """Yield `AudioSegments` batches of at most `batch_size` segments from audio blocks.
 
     `blocks` is any iterable of 1-D 16 kHz float32 arrays (such as `stream_audio(...)`); only
@@ -87,7 +94,7 @@ def batched_segments(blocks, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT, batc
         yield AudioSegments(*(field[start : start + batch_size] for field in final))
 
 
-def decode_start_times(start_times):
+def decode_start_times(start_times) -> np.ndarray:
     """Segment start times as the MT3 decoder uses them: rounded down to 10 ms.
 
     This is the original's float64 expression ``t - t % 0.01`` verbatim, so results are

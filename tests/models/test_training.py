@@ -23,16 +23,10 @@ JIT_COMPILE = keras.backend.backend() != "torch"  # explicit: XLA under jax/tens
 
 def learning_transcriber(frames, target_length, dropout=0.0):
     """Wider than the helpers' tiny model and two layers deep: enough to learn 8 clips."""
+    layers = dict(num_encoder_layers=2, num_decoder_layers=2)
     return helpers.tiny_transcriber(
-        batch_size=8,
-        hidden_dim=64,
-        head_dim=32,
-        intermediate_dim=128,
-        num_encoder_layers=2,
-        num_decoder_layers=2,
-        max_encoder_length=frames,
-        max_decoder_length=target_length,
-        dropout=dropout,
+        batch_size=8, hidden_dim=64, head_dim=32, intermediate_dim=128, **layers,
+        max_encoder_length=frames, max_decoder_length=target_length, dropout=dropout,
     )
 
 
