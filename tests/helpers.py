@@ -23,8 +23,8 @@ TINY_BACKBONE_CONFIG = dict(
     input_dim=10, max_encoder_length=12, max_decoder_length=16,
 )
 
-# One layer each, but MT3's vocabulary and 512 log-mel inputs: runs `generate` and
-# `transcribe` on real audio in well under a second per segment.
+# One layer each, but MT3's vocabulary and the model's 512 log-mel inputs: small enough for
+# quick `generate` / `transcribe` / export tests on real audio.
 TINY_MT3_BACKBONE_CONFIG = {
     **{key: TINY_BACKBONE_CONFIG[key] for key in ("hidden_dim", "num_heads", "max_decoder_length")},
     **dict(head_dim=8, intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1),
