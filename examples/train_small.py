@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from keras_mt3.checkpoints.convert_t5x import save_preset
+from keras_mt3.constants import SAMPLE_RATE
 from keras_mt3.data import TrainingDataConfig, synthetic_pairs, training_dataset
 from keras_mt3.metrics import transcription_metrics
 from keras_mt3.training import TrainingConfig, build_transcriber, compile_for_training
@@ -91,7 +92,7 @@ def main():
 
     scores = []
     for pair in held_out:
-        estimate = model.transcribe(pair.audio, sample_rate=16000, progress=False)
+        estimate = model.transcribe(pair.audio, sample_rate=SAMPLE_RATE, progress=False)
         scores.append(transcription_metrics(estimate, pair.notes))
     print(f"\ntrained {epochs * steps_per_epoch} steps in {train_minutes:.1f} min ({keras.backend.backend()})")
     print(f"held-out clips: {len(held_out)} x {args.clip_seconds:g} s")

@@ -60,7 +60,7 @@ def table_columns(granularity: str = DEFAULT_GRANULARITY) -> tuple[tuple[str, st
 
 def find_reference(reference_dir: PathLike, stem: str) -> Optional[pathlib.Path]:
     """`<stem>.mid` or `<stem>.midi` in `reference_dir`, or None."""
-    from keras_mt3.midi_io import MIDI_EXTENSIONS
+    from keras_mt3.constants import MIDI_EXTENSIONS
 
     for extension in MIDI_EXTENSIONS:
         candidate = pathlib.Path(reference_dir) / (stem + extension)
@@ -84,7 +84,7 @@ def pair_with_references(
 def unused_references(reference_dir: PathLike, names: Iterable[str]) -> list[str]:
     """File names of the reference MIDI files in `reference_dir` whose stem is not in
     `names` (nothing would be scored against them), sorted."""
-    from keras_mt3.midi_io import MIDI_EXTENSIONS
+    from keras_mt3.constants import MIDI_EXTENSIONS
 
     names = set(names)
     return sorted(

@@ -10,10 +10,9 @@ from note_seq.protobuf import music_pb2
 from keras_mt3.errors import KerasMT3Error, MidiLoadError
 from keras_mt3.utils import atomic_write
 
-MIDI_EXTENSIONS = (".mid", ".midi")
 
 
-def load_midi(source):
+def load_midi(source) -> music_pb2.NoteSequence:
     """Reads a MIDI file into a `NoteSequence` (times in seconds).
 
     Args:
@@ -42,7 +41,7 @@ def load_midi(source):
     return _parse_midi(data, str(path))
 
 
-def save_midi(note_sequence, path):
+def save_midi(note_sequence: music_pb2.NoteSequence, path: str | os.PathLike) -> pathlib.Path:
     """Writes `note_sequence` to `path` as a Standard MIDI File, atomically; returns the path.
 
     The file appears only once it is complete: if conversion or writing fails, an existing file
@@ -60,7 +59,7 @@ def save_midi(note_sequence, path):
     return path
 
 
-def midi_bytes(note_sequence, *, what="the notes"):
+def midi_bytes(note_sequence: music_pb2.NoteSequence, *, what: str = "the notes") -> bytes:
     """The Standard MIDI File of `note_sequence` as bytes: what `save_midi` writes.
 
     Raises:
@@ -82,7 +81,7 @@ def midi_bytes(note_sequence, *, what="the notes"):
     return buffer.getvalue()
 
 
-def note_sequence_to_pretty_midi(note_sequence):
+def note_sequence_to_pretty_midi(note_sequence: music_pb2.NoteSequence):
     """`note_seq.note_sequence_to_pretty_midi` without its silent loss of notes.
 
     note_seq makes one pretty_midi instrument per `(instrument, program, is_drum)` group, but all

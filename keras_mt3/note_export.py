@@ -9,13 +9,20 @@ written exactly), so `notes_from_json(notes_to_json(ns))` gives back the same no
 note_seq is imported only when needed, so the command line can read `FORMATS` cheaply.
 """
 
+from __future__ import annotations
+
 import csv
 import io
 import json
+import os
 import pathlib
+from typing import TYPE_CHECKING
 
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.utils import atomic_write
+
+if TYPE_CHECKING:
+    from note_seq.protobuf import music_pb2
 
 SCHEMA_VERSION = 1
 NOTE_FIELDS = ("onset", "offset", "pitch", "velocity", "program", "instrument", "is_drum")
@@ -30,14 +37,14 @@ FORMATS = {
 _FORMAT_ALIASES = {"midi": "mid"}
 
 
-def instrument_name(program, is_drum):
+def instrument_name(program: int, is_drum: bool) -> str:
     """The General MIDI name of `program` ("Acoustic Grand Piano"), or "Drums"."""
     import pretty_midi
 
     return DRUMS_NAME if is_drum else pretty_midi.program_to_instrument_name(int(program))
 
 
-def note_rows(note_sequence):
+def note_rows(note_sequence: music_pb2.NoteSequence) -> list[dict]:
     """The notes as dicts with `NOTE_FIELDS`, by onset, then instrument, then pitch."""
     notes = sorted(
         note_sequence.notes,
@@ -57,7 +64,7 @@ def note_rows(note_sequence):
     ]
 
 
-def notes_to_dict(note_sequence):
+def notes_to_dict(note_sequence: music_pb2.NoteSequence) -> dict:
     """The JSON document of `note_sequence` as Python data (see `notes_to_json`)."""
     rows = note_rows(note_sequence)
     counts = {}
@@ -82,14 +89,14 @@ def notes_to_dict(note_sequence):
     }
 
 
-def notes_to_json(note_sequence, indent=None):
+def notes_to_json(note_sequence: music_pb2.NoteSequence, indent: int | None = None) -> str:
     """`note_sequence` as a JSON string: `{"schema_version", "num_notes", "duration" (seconds),
     "instruments": [{"instrument", "program", "is_drum", "num_notes"}], "notes": [...]}` with
     one object per note (`NOTE_FIELDS`); instruments are ordered by program, drums last."""
     return json.dumps(notes_to_dict(note_sequence), indent=indent)
 
 
-def notes_to_csv(note_sequence):
+def notes_to_csv(note_sequence: music_pb2.NoteSequence) -> str:
     """`note_sequence` as CSV text: a header of `NOTE_FIELDS`, then one note per row."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=NOTE_FIELDS, lineterminator="\n")
@@ -99,7 +106,7 @@ def notes_to_csv(note_sequence):
     return buffer.getvalue()
 
 
-def notes_from_json(document):
+def notes_from_json(document: str | dict) -> music_pb2.NoteSequence:
     """A NoteSequence from `notes_to_json` output (a JSON string or the parsed dict).
 
     Raises:
@@ -128,7 +135,7 @@ def notes_from_json(document):
     return sequence
 
 
-def normalize_format(name):
+def normalize_format(name: str) -> str:
     """ "mid", "json" or "csv" for a format name or alias ("midi", ".json", "CSV").
 
     Raises:
@@ -141,7 +148,7 @@ def normalize_format(name):
     return key
 
 
-def format_for_path(path, default="mid"):
+def format_for_path(path: str | os.PathLike, default: str = "mid") -> str:
     """The format a file name asks for by its extension (`song.csv` -> "csv"), else `default`."""
     suffix = pathlib.Path(path).suffix
     try:
@@ -150,7 +157,7 @@ def format_for_path(path, default="mid"):
         return default
 
 
-def encode_notes(note_sequence, format_name):
+def encode_notes(note_sequence: music_pb2.NoteSequence, format_name: str) -> bytes:
     """`note_sequence` in the given format, as bytes (MIDI, or UTF-8 JSON/CSV)."""
     from keras_mt3.midi_io import midi_bytes
 
@@ -162,7 +169,11 @@ def encode_notes(note_sequence, format_name):
     return notes_to_csv(note_sequence).encode()
 
 
-def save_notes(note_sequence, path, format_name=None):
+def save_notes(
+    note_sequence: music_pb2.NoteSequence,
+    path: str | os.PathLike,
+    format_name: str | None = None,
+) -> pathlib.Path:
     """Writes `note_sequence` to `path` atomically, as MIDI, JSON or CSV; returns the path.
 
     `format_name` defaults to the one `path`'s extension names (MIDI for anything else).

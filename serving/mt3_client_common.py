@@ -13,7 +13,9 @@ import tempfile
 
 import numpy as np
 
-SAMPLE_RATE = 16000  # what the model's `waveform` input expects
+# What the model's `waveform` input expects: keras_mt3.constants.SAMPLE_RATE, copied so that a
+# client needs no keras-mt3 install (a test checks that the two agree).
+SAMPLE_RATE = 16000
 NOTE_FIELDS = ("onset_times", "offset_times", "pitches", "velocities", "programs", "is_drum")
 
 

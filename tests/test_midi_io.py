@@ -2,7 +2,7 @@ import os
 
 import pretty_midi
 import pytest
-from note_seq.protobuf import music_pb2
+from helpers import assert_same_notes, note_sequence, note_tuples
 
 from keras_mt3.errors import KerasMT3Error, MidiLoadError
 from keras_mt3.midi_io import load_midi, note_sequence_to_pretty_midi, save_midi
@@ -21,45 +21,13 @@ NOTES = [
 ]
 
 
-def make_sequence(notes=NOTES):
-    sequence = music_pb2.NoteSequence()
-    for pitch, start, end, velocity, program, is_drum in notes:
-        sequence.notes.add(
-            pitch=pitch,
-            start_time=start,
-            end_time=end,
-            velocity=velocity,
-            program=program,
-            is_drum=is_drum,
-        )
-    sequence.total_time = max(note[2] for note in notes)
-    return sequence
-
-
-def note_tuples(sequence):
-    return sorted(
-        (n.pitch, n.start_time, n.end_time, n.velocity, n.program, n.is_drum)
-        for n in sequence.notes
-    )
-
-
-def assert_same_notes(actual, expected):
-    """Same notes; times agree to MIDI's tick resolution (note_seq writes 220 ticks per beat)."""
-    actual, expected = note_tuples(actual), note_tuples(expected)
-    assert [(p, v, prog, d) for p, _, _, v, prog, d in actual] == [
-        (p, v, prog, d) for p, _, _, v, prog, d in expected
-    ]
-    times = [time for note in actual for time in note[1:3]]
-    assert times == pytest.approx([time for note in expected for time in note[1:3]], abs=3e-3)
-
-
 @pytest.fixture()
 def midi_path(tmp_path):
-    return save_midi(make_sequence(), tmp_path / "song.mid")
+    return save_midi(note_sequence(NOTES), tmp_path / "song.mid")
 
 
 def test_save_then_load_keeps_every_note_of_every_instrument(midi_path):
-    assert_same_notes(load_midi(midi_path), make_sequence())
+    assert_same_notes(load_midi(midi_path), note_sequence(NOTES), atol=3e-3)
 
 
 def test_load_from_bytes_equals_load_from_path(midi_path):
@@ -122,7 +90,7 @@ def test_wrong_source_type():
 
 def test_failed_save_leaves_existing_file_untouched(midi_path):
     before = midi_path.read_bytes()
-    bad = make_sequence([(200, 0.0, 1.0, 100, 0, False)])  # pitch out of MIDI's range
+    bad = note_sequence([(200, 0.0, 1.0, 100, 0, False)])  # pitch out of MIDI's range
     with pytest.raises(KerasMT3Error, match="0..127"):
         save_midi(bad, midi_path)
     assert midi_path.read_bytes() == before
@@ -136,7 +104,7 @@ def test_save_rejects_non_sequences(tmp_path):
 
 
 def test_pretty_midi_conversion_keeps_notes_and_does_not_modify_input():
-    sequence = make_sequence()
+    sequence = note_sequence(NOTES)
     before = sequence.SerializeToString()
     midi = note_sequence_to_pretty_midi(sequence)
     assert sequence.SerializeToString() == before

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from helpers import note_sequence
 from note_seq.protobuf import music_pb2
 
 from keras_mt3 import plotting
@@ -19,14 +20,8 @@ EXPECTED_SHAPE = (
 
 
 def sequence(notes):
-    """`(pitch, start, end, program, is_drum)` tuples -> NoteSequence."""
-    result = music_pb2.NoteSequence()
-    for pitch, start, end, program, is_drum in notes:
-        result.notes.add(
-            pitch=pitch, start_time=start, end_time=end, velocity=100, program=program,
-            is_drum=is_drum,
-        )
-    return result
+    """`(pitch, start, end, program, is_drum)` tuples -> NoteSequence (velocity 100)."""
+    return note_sequence([(p, on, off, 100, program, drum) for p, on, off, program, drum in notes])
 
 
 BAND = sequence(

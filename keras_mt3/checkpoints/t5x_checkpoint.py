@@ -4,7 +4,7 @@ A T5X checkpoint directory holds a `checkpoint` file, a flax msgpack tree
 `{"version", "optimizer": {"target": params, "state": ...}}`, and one zarr v2 folder per large
 parameter. In the tree, arrays are msgpack extension objects; large arrays are replaced by a
 TensorStore spec naming their zarr folder (relative to the checkpoint directory). Only
-`optimizer/target` (the model weights) is read.
+`optimizer/target` (the model weights) is read. The layout: docs/mt3_details.md#checkpoint-layout.
 
 Every `.zarray` is validated (`parse_zarray`) before a chunk key is listed or memory is
 allocated, and every value read must be finite. The checkpoint downloader (`keras_mt3.presets`)

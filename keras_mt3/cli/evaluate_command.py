@@ -134,7 +134,7 @@ def _warn_unused_references(reference_dir, names):
 
 def _estimate_sources(estimates, inputs):
     from keras_mt3.errors import KerasMT3Error
-    from keras_mt3.midi_io import MIDI_EXTENSIONS
+    from keras_mt3.constants import MIDI_EXTENSIONS
     from keras_mt3.preprocessing.audio_io import AUDIO_EXTENSIONS
     from keras_mt3.utils import expand_inputs
 

@@ -4,6 +4,7 @@ transcribed first), optionally scored against a reference MIDI file."""
 import pathlib
 
 from keras_mt3.cli import common
+from keras_mt3.constants import MIDI_EXTENSIONS
 
 
 def add_parser(subparsers):
@@ -55,7 +56,6 @@ def run(args):
 
 def _input_notes(args, load_midi):
     from keras_mt3.errors import KerasMT3Error
-    from keras_mt3.midi_io import MIDI_EXTENSIONS
     from keras_mt3.preprocessing.audio_io import AUDIO_EXTENSIONS
 
     source = pathlib.Path(args.input)

@@ -14,7 +14,8 @@ from note_seq.protobuf import music_pb2
 
 from keras_mt3.codec import note_encoding
 from keras_mt3.codec.run_length_encoding import decode_events
-from keras_mt3.codec.vocabulary import DECODED_INVALID_ID, EOS_ID, get_vocabulary
+from keras_mt3.codec.vocabulary import DECODED_INVALID_ID, VocabularyLike, get_vocabulary
+from keras_mt3.constants import EOS_ID
 from keras_mt3.errors import KerasMT3Error
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
@@ -26,7 +27,9 @@ class DetokenizeResult(NamedTuple):
     num_dropped_events: int  # tokens cut because they fell after the next segment's start
 
 
-def tokens_to_note_sequence(segment_tokens, start_times, vocabulary):
+def tokens_to_note_sequence(
+    segment_tokens, start_times, vocabulary: VocabularyLike
+) -> DetokenizeResult:
     """Decodes model ids, one sequence per segment, into a `DetokenizeResult`.
 
     Args:
@@ -49,7 +52,9 @@ def tokens_to_note_sequence(segment_tokens, start_times, vocabulary):
     return codec_events_to_note_sequence(segment_events, start_times, vocabulary)
 
 
-def codec_events_to_note_sequence(segment_events, start_times, vocabulary):
+def codec_events_to_note_sequence(
+    segment_events, start_times, vocabulary: VocabularyLike
+) -> DetokenizeResult:
     """Decodes codec indices (already cut at EOS), one sequence per segment.
 
     Indices outside `[0, num_classes)` count as invalid events. See `tokens_to_note_sequence`.

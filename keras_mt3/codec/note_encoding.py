@@ -15,8 +15,8 @@ from keras_mt3.codec.vocabulary import (
     num_velocity_bins_from_codec,
     velocity_to_bin,
 )
+from keras_mt3.constants import DEFAULT_VELOCITY
 
-DEFAULT_VELOCITY = 100  # decoded velocity until the first velocity token
 MIN_NOTE_DURATION = 0.01  # decoded notes last at least one time step
 DRUM_CHANNEL = 9
 TICKS_PER_QUARTER = 220

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 from note_seq import sequences_lib
+from note_seq.protobuf import music_pb2
 
 from keras_mt3.codec import note_encoding
 from keras_mt3.codec.event_codec import Event
@@ -20,16 +21,15 @@ from keras_mt3.codec.run_length_encoding import (
     run_length_encode_shifts,
 )
 from keras_mt3.codec.vocabulary import (
-    EOS_ID,
     MAX_MIDI_PITCH,
     MAX_MIDI_PROGRAM,
     MAX_MIDI_VELOCITY,
+    VocabularyLike,
     get_vocabulary,
 )
+from keras_mt3.constants import EOS_ID, FRAMES_PER_SECOND
 from keras_mt3.errors import KerasMT3Error
 
-# Audio frames per second of the MT3 frontend: 16 kHz audio with a 128-sample hop.
-FRAMES_PER_SECOND = 125
 STATE_CHANGE_EVENT_TYPES = ("velocity", "program")
 
 
@@ -46,7 +46,12 @@ class EncodedNoteSequence(IndexedEvents):
         return len(self.event_start_indices)
 
 
-def encode_note_sequence(note_sequence, frame_times, vocabulary, stale_final_ties=True):
+def encode_note_sequence(
+    note_sequence: music_pb2.NoteSequence,
+    frame_times,
+    vocabulary: VocabularyLike,
+    stale_final_ties: bool = True,
+) -> EncodedNoteSequence:
     """Encodes a NoteSequence against the audio frames starting at `frame_times` (seconds).
 
     The sustain pedal is applied first. Drums contribute onsets only. Raises `KerasMT3Error`
@@ -88,7 +93,12 @@ def encode_note_sequence(note_sequence, frame_times, vocabulary, stale_final_tie
     return EncodedNoteSequence(**fields, vocabulary=vocabulary)
 
 
-def segment_tokens(encoded, start_frame, end_frame, vocabulary=None):
+def segment_tokens(
+    encoded: EncodedNoteSequence,
+    start_frame: int,
+    end_frame: int,
+    vocabulary: VocabularyLike | None = None,
+) -> np.ndarray:
     """Target model ids (int32, ending with EOS) for the frames `[start_frame, end_frame)`.
 
     Any window works, e.g. a random training crop starting mid-note: its tie section names the
@@ -119,8 +129,12 @@ def segment_tokens(encoded, start_frame, end_frame, vocabulary=None):
 
 
 def note_sequence_to_segment_tokens(
-    note_sequence, num_frames, vocabulary, frames_per_segment=None, stale_final_ties=True
-):
+    note_sequence: music_pb2.NoteSequence,
+    num_frames: int,
+    vocabulary: VocabularyLike,
+    frames_per_segment: int | None = None,
+    stale_final_ties: bool = True,
+) -> list[np.ndarray]:
     """Targets of consecutive segments of `frames_per_segment` frames (default: the
     vocabulary's `input_frames`), as at inference: frame i starts at i / 125 s. The last segment
     is shorter when `num_frames` is not a multiple and also holds every event after the audio.

@@ -4,6 +4,8 @@ This module is the boundary between codec indices (what the symbolic code works 
 model ids (what the network reads and writes): model id = codec index + NUM_SPECIAL_TOKENS.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import functools
 import math
@@ -11,12 +13,10 @@ import math
 import numpy as np
 
 from keras_mt3.codec.event_codec import Codec, EventRange
+from keras_mt3.constants import DEFAULT_FRAMES_PER_SEGMENT, EOS_ID
 from keras_mt3.errors import KerasMT3Error
 
-PAD_ID = 0  # also the decoder's start (BOS) token
-EOS_ID = 1
-UNK_ID = 2
-NUM_SPECIAL_TOKENS = 3
+NUM_SPECIAL_TOKENS = 3  # PAD_ID, EOS_ID, UNK_ID of keras_mt3.constants
 NUM_EXTRA_IDS = 100  # unused ids after the regular tokens, as in T5 vocabularies
 EMBEDDING_MULTIPLE = 128
 
@@ -29,20 +29,20 @@ MIN_MIDI_PROGRAM, MAX_MIDI_PROGRAM = 0, 127
 MAX_MIDI_VELOCITY = 127
 
 
-def velocity_to_bin(velocity, num_velocity_bins):
+def velocity_to_bin(velocity: int, num_velocity_bins: int) -> int:
     """Velocity bin of a MIDI velocity; 0 is reserved for note-off."""
     if velocity == 0:
         return 0
     return math.ceil(num_velocity_bins * velocity / MAX_MIDI_VELOCITY)
 
 
-def bin_to_velocity(velocity_bin, num_velocity_bins):
+def bin_to_velocity(velocity_bin: int, num_velocity_bins: int) -> int:
     if velocity_bin == 0:
         return 0
     return int(MAX_MIDI_VELOCITY * velocity_bin / num_velocity_bins)
 
 
-def num_velocity_bins_from_codec(codec):
+def num_velocity_bins_from_codec(codec: Codec) -> int:
     first, last = codec.event_type_range("velocity")
     return last - first  # the range is 0..num_velocity_bins
 
@@ -88,7 +88,7 @@ PROGRAM_GRANULARITIES = {
 # ---- vocabulary configs ---------------------------------------------------------------------
 
 
-def build_codec(config):
+def build_codec(config: VocabularyConfig) -> Codec:
     """The MT3 codec: shift, pitch, velocity, tie, program, drum, in this order."""
     return Codec(
         max_shift_steps=config.steps_per_second * config.max_shift_seconds,
@@ -122,7 +122,7 @@ class VocabularyConfig:
     num_velocity_bins: int = 1
     program_granularity: str = "full"
     use_ties: bool = True
-    input_frames: int = 256
+    input_frames: int = DEFAULT_FRAMES_PER_SEGMENT
     name: str = "custom"
 
     def __post_init__(self):
@@ -160,14 +160,14 @@ class VocabularyConfig:
     def granularity(self):
         return PROGRAM_GRANULARITIES[self.program_granularity]
 
-    def codec_indices_to_model_ids(self, codec_indices):
+    def codec_indices_to_model_ids(self, codec_indices) -> np.ndarray:
         """Model ids (int32) of valid codec indices; raises `KerasMT3Error` on any other."""
         codec_indices = np.asarray(codec_indices, dtype=np.int64)
         if np.any((codec_indices < 0) | (codec_indices >= self.num_classes)):
             raise KerasMT3Error(f"codec indices must lie in [0, {self.num_classes})")
         return (codec_indices + NUM_SPECIAL_TOKENS).astype(np.int32)
 
-    def model_ids_to_codec_indices(self, model_ids):
+    def model_ids_to_codec_indices(self, model_ids) -> np.ndarray:
         """Codec indices of model ids: EOS -> DECODED_EOS_ID, PAD/UNK/extra/out of range ->
         DECODED_INVALID_ID. Never raises for ids that fit in int64."""
         model_ids = np.asarray(model_ids, dtype=np.int64)
@@ -178,7 +178,11 @@ class VocabularyConfig:
 
 
 MT3_VOCABULARY = VocabularyConfig(
-    num_velocity_bins=1, program_granularity="full", use_ties=True, input_frames=256, name="mt3"
+    num_velocity_bins=1,
+    program_granularity="full",
+    use_ties=True,
+    input_frames=DEFAULT_FRAMES_PER_SEGMENT,
+    name="mt3",
 )
 ISMIR2021_VOCABULARY = VocabularyConfig(
     num_velocity_bins=127,
@@ -188,9 +192,11 @@ ISMIR2021_VOCABULARY = VocabularyConfig(
     name="ismir2021",
 )
 VOCABULARIES = {config.name: config for config in (MT3_VOCABULARY, ISMIR2021_VOCABULARY)}
+# What functions taking a `vocabulary` accept: a name, a config, or `serialize_vocabulary` output.
+VocabularyLike = str | VocabularyConfig | dict
 
 
-def get_vocabulary(vocabulary):
+def get_vocabulary(vocabulary: VocabularyLike) -> VocabularyConfig:
     """A `VocabularyConfig` from a name (`"mt3"`, `"ismir2021"`), a config (returned as is) or
     the dict `serialize_vocabulary` writes for a custom config."""
     if isinstance(vocabulary, VocabularyConfig):
@@ -208,7 +214,7 @@ def get_vocabulary(vocabulary):
     )
 
 
-def serialize_vocabulary(vocabulary):
+def serialize_vocabulary(vocabulary: VocabularyLike) -> str | dict:
     """JSON-able form that `get_vocabulary` turns back into the same config: the name of a
     built-in vocabulary, every field of any other (a name alone could not rebuild it)."""
     vocabulary = get_vocabulary(vocabulary)

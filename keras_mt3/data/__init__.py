@@ -21,7 +21,7 @@ _LAZY = {
     "training_dataset": "keras_mt3.data.pipeline",
     "evaluation_dataset": "keras_mt3.data.pipeline",
     "window_dataset": "keras_mt3.data.pipeline",
-    "tf_log_mel": "keras_mt3.data.tf_log_mel",
+    "tf_log_mel": "keras_mt3.tf_ops.log_mel_spectrogram",
     "render_note_sequence": "keras_mt3.data.synth",
     "random_note_sequence": "keras_mt3.data.synthetic",
     "synthetic_pairs": "keras_mt3.data.synthetic",

@@ -8,9 +8,9 @@ sub-folders, the pairs under them get that split.
 
 import pathlib
 
+from keras_mt3.constants import MIDI_EXTENSIONS
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.errors import KerasMT3Error
-from keras_mt3.midi_io import MIDI_EXTENSIONS
 from keras_mt3.preprocessing.audio_io import AUDIO_EXTENSIONS
 SPLIT_FOLDERS = {
     "train": "train",

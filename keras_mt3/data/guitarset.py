@@ -13,12 +13,12 @@ import pathlib
 
 from note_seq.protobuf import music_pb2
 
+from keras_mt3.constants import DEFAULT_VELOCITY
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.errors import KerasMT3Error
 
 DATASET = "guitarset"
 GUITAR_PROGRAM = 24
-DEFAULT_VELOCITY = 100
 AUDIO_LAYOUTS = {
     "mic": ("audio_mono-mic", "_mic.wav"),
     "mix": ("audio_mono-pickup_mix", "_mix.wav"),

@@ -20,15 +20,15 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mt3.codec.vocabulary import PROGRAM_GRANULARITIES, get_vocabulary
+from keras_mt3.constants import HOP_LENGTH, MAX_DECODE_LENGTH
 from keras_mt3.data import loading
 from keras_mt3.data.clip_store import TRIM_AS_MT3, ClipStore, check_trim_overlaps
 from keras_mt3.data.mixture import MT3_MIXING_TEMPERATURE, mixture_rates
 from keras_mt3.data.skip_log import SkipLog
-from keras_mt3.data.tf_log_mel import tf_log_mel
 from keras_mt3.data.window_examples import window_example
 from keras_mt3.data.windows import consecutive_windows, random_window
 from keras_mt3.errors import KerasMT3Error
-from keras_mt3.preprocessing.segments import HOP_LENGTH
+from keras_mt3.tf_ops.log_mel_spectrogram import tf_log_mel
 
 AUTOTUNE = tf.data.AUTOTUNE
 RANDOM_WINDOWS = "random"
@@ -66,7 +66,7 @@ class TrainingDataConfig:
     vocabulary: Any = "mt3"
     program_granularity: Optional[str] = None
     window_frames: Optional[int] = None
-    target_length: int = 1024
+    target_length: int = MAX_DECODE_LENGTH
     batch_size: int = 8
     edge_windows: bool = True
     windows_per_visit: int = 1

@@ -31,7 +31,7 @@ SPLITS = ("train", "validation", "test")
 # MT3 keeps the notes of its Slakh evaluation tracks as they are.
 UNTRIMMED_SPLITS = ("validation", "test")
 MIX_FILES = ("mix.flac", "mix.wav")
-# Slakh2100 instrument classes and the program MT3 writes for each (reference §2.5).
+# Slakh2100 instrument classes and the program MT3 writes for each (docs/mt3_details.md#programs).
 SLAKH_CLASS_PROGRAMS = {
     "Acoustic Piano": 0,
     "Electric Piano": 4,

@@ -3,9 +3,9 @@
 import numpy as np
 from note_seq.protobuf import music_pb2
 
+from keras_mt3.constants import DEFAULT_VELOCITY, SAMPLE_RATE
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.data.synth import render_note_sequence
-from keras_mt3.preprocessing.audio_io import SAMPLE_RATE
 
 # GM drum notes the synthesizer voices distinctly: kick, snare, closed hi-hat, low tom, crash.
 DEFAULT_DRUM_PITCHES = (36, 38, 42, 45, 49)
@@ -20,7 +20,7 @@ def random_note_sequence(
     note_seconds=(0.1, 0.8),
     drum_pitches=(),
     drum_hits_per_second=0.0,
-    velocity=100,
+    velocity=DEFAULT_VELOCITY,
     min_notes=1,
 ):
     """A NoteSequence of random notes within `[0, duration)` seconds.

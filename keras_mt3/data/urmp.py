@@ -14,11 +14,12 @@ import re
 
 from note_seq.protobuf import music_pb2
 
+from keras_mt3.constants import DEFAULT_VELOCITY
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.errors import KerasMT3Error
 
 DATASET = "urmp"
-# MT3's program per URMP instrument code (reference §2.5).
+# MT3's program per URMP instrument code (docs/mt3_details.md#programs).
 URMP_INSTRUMENT_PROGRAMS = {
     "vn": 40,
     "va": 41,
@@ -35,7 +36,6 @@ URMP_INSTRUMENT_PROGRAMS = {
     "fl": 73,
 }
 VALIDATION_PIECES = frozenset({1, 2, 12, 13, 24, 25, 31, 38, 39})
-DEFAULT_VELOCITY = 100
 _PIECE_FOLDER = re.compile(r"^(\d+)_")
 _NOTES_FILE = re.compile(r"^Notes_(\d+)_([a-z]+)_")
 

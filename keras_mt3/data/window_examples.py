@@ -5,7 +5,7 @@ from typing import NamedTuple
 import numpy as np
 
 from keras_mt3.codec.tokenize import segment_tokens
-from keras_mt3.codec.vocabulary import PAD_ID
+from keras_mt3.constants import PAD_ID
 from keras_mt3.data.windows import window_samples
 
 

@@ -1,4 +1,7 @@
-"""T5-style multi-head attention: no biases, no 1/sqrt(d) scaling, optional KV cache."""
+"""T5-style multi-head attention: no biases, no 1/sqrt(d) scaling, optional KV cache.
+
+Why no scaling: docs/mt3_details.md#network-traps.
+"""
 
 import math
 

@@ -1,4 +1,7 @@
-"""T5.1.1 gated-GELU feed-forward block: `wo(gelu_tanh(x @ wi_0) * (x @ wi_1))`."""
+"""T5.1.1 gated-GELU feed-forward block: `wo(gelu_tanh(x @ wi_0) * (x @ wi_1))`.
+
+The tanh form of GELU matters: docs/mt3_details.md#network-traps.
+"""
 
 import keras
 from keras import ops

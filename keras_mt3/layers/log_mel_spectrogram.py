@@ -3,30 +3,37 @@
 MT3 computes, per segment: an uncentered STFT (2048-point periodic Hann window, hop 128, frame i
 covering samples [128 i, 128 i + 2048), zero past the segment's end), its magnitude (not power),
 a 512-band HTK mel projection over 20-7600 Hz, and the natural log with values <= 0 replaced by
-1e-5. Padding frames past a segment's length are 0.0 (MT3 pads after the log).
+1e-5. Padding frames past a segment's length are 0.0 (MT3 pads after the log). Where each
+choice comes from: docs/mt3_details.md#frontend.
 """
 
 import keras
 import numpy as np
 from keras import ops
 
-from keras_mt3.preprocessing.segments import HOP_LENGTH, SAMPLE_RATE
+from keras_mt3.constants import (
+    FFT_LENGTH,
+    HOP_LENGTH,
+    LOG_FLOOR,
+    MEL_LOWER_EDGE_HERTZ,
+    MEL_UPPER_EDGE_HERTZ,
+    NUM_MEL_BINS,
+    SAMPLE_RATE,
+)
 
-LOG_FLOOR = 1e-5
 
-
-def hertz_to_mel(frequencies_hertz):
+def hertz_to_mel(frequencies_hertz) -> np.ndarray:
     """HTK mel scale: 1127 ln(1 + f / 700)."""
     return 1127.0 * np.log1p(np.asarray(frequencies_hertz, np.float64) / 700.0)
 
 
 def mel_weight_matrix(
-    num_mel_bins=512,
-    num_spectrogram_bins=1025,
-    sample_rate=SAMPLE_RATE,
-    lower_edge_hertz=20.0,
-    upper_edge_hertz=7600.0,
-):
+    num_mel_bins: int = NUM_MEL_BINS,
+    num_spectrogram_bins: int = FFT_LENGTH // 2 + 1,
+    sample_rate: int = SAMPLE_RATE,
+    lower_edge_hertz: float = MEL_LOWER_EDGE_HERTZ,
+    upper_edge_hertz: float = MEL_UPPER_EDGE_HERTZ,
+) -> np.ndarray:
     """[num_spectrogram_bins, num_mel_bins] float32 triangular HTK filterbank.
 
     The same construction as `tf.signal.linear_to_mel_weight_matrix`: triangles linear in mel,
@@ -50,7 +57,7 @@ def mel_weight_matrix(
     return np.pad(weights, [[1, 0], [0, 0]]).astype(np.float32)
 
 
-def periodic_hann_window(length):
+def periodic_hann_window(length: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)).astype(np.float32)
 
 
@@ -65,12 +72,12 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def __init__(
         self,
-        num_mel_bins=512,
-        fft_length=2048,
-        hop_length=HOP_LENGTH,
-        sample_rate=SAMPLE_RATE,
-        lower_edge_hertz=20.0,
-        upper_edge_hertz=7600.0,
+        num_mel_bins: int = NUM_MEL_BINS,
+        fft_length: int = FFT_LENGTH,
+        hop_length: int = HOP_LENGTH,
+        sample_rate: int = SAMPLE_RATE,
+        lower_edge_hertz: float = MEL_LOWER_EDGE_HERTZ,
+        upper_edge_hertz: float = MEL_UPPER_EDGE_HERTZ,
         **kwargs,
     ):
         kwargs.setdefault("dtype", "float32")

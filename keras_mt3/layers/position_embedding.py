@@ -1,4 +1,7 @@
-"""Fixed sinusoidal position encodings as used by MT3 (`[sin | cos]`, not interleaved)."""
+"""Fixed sinusoidal position encodings as used by MT3 (`[sin | cos]`, not interleaved).
+
+See docs/mt3_details.md#network-traps.
+"""
 
 import keras
 import numpy as np

@@ -6,12 +6,12 @@ from note_seq.protobuf import music_pb2
 from keras_mt3.metrics.match_counts import MatchCounts
 from keras_mt3.midi_io import note_sequence_to_pretty_midi
 
-FRAMES_PER_SECOND = 62.5
+PIANO_ROLL_FRAMES_PER_SECOND = 62.5  # not the frontend's 125: MT3 scores frames at half that
 MIN_NOTE_SECONDS = 0.05  # shorter notes are lengthened so that they cover a frame or more
 REFERENCE_VELOCITY_THRESHOLD = 30  # quieter reference cells do not count as active
 
 
-def piano_roll(note_sequence, frames_per_second=FRAMES_PER_SECOND):
+def piano_roll(note_sequence, frames_per_second=PIANO_ROLL_FRAMES_PER_SECOND):
     """`[128, frames]` array of summed note velocities, as MT3 builds it.
 
     Notes shorter than 50 ms are lengthened to 50 ms and drum notes last exactly 50 ms. The roll
@@ -33,7 +33,7 @@ def frame_counts(
     estimate,
     reference,
     *,
-    frames_per_second=FRAMES_PER_SECOND,
+    frames_per_second=PIANO_ROLL_FRAMES_PER_SECOND,
     velocity_threshold=REFERENCE_VELOCITY_THRESHOLD,
 ):
     """Active-cell counts: a reference cell is active above `velocity_threshold`, an estimated

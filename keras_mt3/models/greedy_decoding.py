@@ -3,7 +3,7 @@
 MT3's original decoder is T5X beam search with one beam; on real inputs its output equals
 plain greedy (argmax) decoding stopped at EOS, which is what this module implements: one
 decoder position per step against a static-shape key/value cache, so the loop compiles
-(`jax.jit`, `tf.function(jit_compile=True)`).
+(`jax.jit`, `tf.function(jit_compile=True)`). Why greedy: docs/mt3_details.md#greedy-decoding.
 
 Attention over the self-attention cache costs time in proportion to the cache length, yet
 most MT3 segments need well under 200 of the 1024 allowed tokens. Decoding therefore runs in
@@ -15,11 +15,9 @@ The phases change speed, never the result.
 import keras
 from keras import ops
 
+from keras_mt3.constants import BOS_ID, EOS_ID, MAX_DECODE_LENGTH, PAD_ID
 from keras_mt3.layers.attention import CACHE_IN_PLACE
 
-BOS_ID = 0
-EOS_ID = 1
-PAD_ID = 0
 FIRST_CACHE_LENGTH = 128
 # Eager torch pays nothing to add phases (no compilation) and copies its caches on every
 # update, so it starts smaller and doubles.
@@ -43,7 +41,9 @@ def default_cache_lengths(max_length, eager=False):
     return tuple(lengths) + (max_length,)
 
 
-def greedy_decode(backbone, encoded, max_length=1024, eos_id=EOS_ID, cache_lengths=None):
+def greedy_decode(
+    backbone, encoded, max_length=MAX_DECODE_LENGTH, eos_id=EOS_ID, cache_lengths=None
+):
     """Greedy-decodes `encoded` (`[B, T, hidden]` from `backbone.encode`).
 
     Returns int32 `[B, max_length]`: the ids generated after BOS. A row keeps its EOS and is
@@ -88,7 +88,12 @@ def greedy_decode(backbone, encoded, max_length=1024, eos_id=EOS_ID, cache_lengt
 
 
 def make_greedy_decode_fn(
-    backbone, max_length=1024, jit=True, eos_id=EOS_ID, cache_lengths=None, frontend=None
+    backbone,
+    max_length=MAX_DECODE_LENGTH,
+    jit=True,
+    eos_id=EOS_ID,
+    cache_lengths=None,
+    frontend=None,
 ):
     """Returns `fn(encoder_inputs [B, T, input_dim]) -> int32 tokens [B, max_length]`.
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_mt3.constants import DEFAULT_FRAMES_PER_SEGMENT, MAX_DECODE_LENGTH, NUM_MEL_BINS
 from keras_mt3.layers.attention import CACHE_UPDATE
 from keras_mt3.layers.attention import dense_layout
 from keras_mt3.layers.decoder_layer import MT3DecoderLayer
@@ -46,9 +47,9 @@ class MT3Backbone(keras.Model):
         intermediate_dim=1024,
         num_encoder_layers=8,
         num_decoder_layers=8,
-        input_dim=512,
-        max_encoder_length=256,
-        max_decoder_length=1024,
+        input_dim=NUM_MEL_BINS,
+        max_encoder_length=DEFAULT_FRAMES_PER_SEGMENT,
+        max_decoder_length=MAX_DECODE_LENGTH,
         dropout=0.1,
         **kwargs,
     ):

@@ -8,13 +8,13 @@ import numpy as np
 
 from keras_mt3.codec import vocabulary as vocabulary_lib
 from keras_mt3.codec.detokenize import tokens_to_note_sequence
+from keras_mt3.constants import HOP_LENGTH, MAX_DECODE_LENGTH
 from keras_mt3.layers.log_mel_spectrogram import LogMelSpectrogram
 from keras_mt3.models.greedy_decoding import make_greedy_decode_fn
 from keras_mt3.models.mt3_backbone import MT3Backbone
 from keras_mt3.preprocessing import audio_io
 from keras_mt3.preprocessing import segments as segments_lib
 
-SAMPLES_PER_FRAME = 128
 # Batch shapes the decode programs are compiled for: powers of two up to BATCH_SIZE_STEP,
 # then its multiples.
 BATCH_SIZE_STEP = 4
@@ -45,7 +45,7 @@ class MT3Transcriber(keras.Model):
         backbone,
         vocabulary="mt3",
         decode_batch_size=DEFAULT_DECODE_BATCH_SIZE,
-        max_decode_length=1024,
+        max_decode_length=MAX_DECODE_LENGTH,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -201,7 +201,7 @@ class MT3Transcriber(keras.Model):
             batches = segments_lib.batched_segments(
                 audio_io.stream_audio(audio), self.frames_per_segment, self.decode_batch_size
             )
-        segment_seconds = self.frames_per_segment * SAMPLES_PER_FRAME / audio_io.SAMPLE_RATE
+        segment_seconds = self.frames_per_segment * HOP_LENGTH / audio_io.SAMPLE_RATE
         total_segments = None if total_seconds is None else int(np.ceil(total_seconds / segment_seconds))
         segment_tokens, start_times = [], []
         report = progress_callback or (lambda done, total: None)

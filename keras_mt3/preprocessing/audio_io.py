@@ -11,14 +11,15 @@ import io
 import math
 import os
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 import soundfile
 import soxr
 
+from keras_mt3.constants import SAMPLE_RATE
 from keras_mt3.errors import AudioLoadError, KerasMT3Error
 
-SAMPLE_RATE = 16000
 RESAMPLE_QUALITY = "HQ"
 # What a folder of audio is searched for (datasets, `keras-mt3 transcribe DIR`): libsndfile's
 # formats under the names people give them.
@@ -33,7 +34,9 @@ _CONVERT_HINT = (
 )
 
 
-def load_audio(source, sample_rate=SAMPLE_RATE, *, source_sample_rate=None):
+def load_audio(
+    source, sample_rate: int = SAMPLE_RATE, *, source_sample_rate: int | None = None
+) -> np.ndarray:
     """Decode `source` to a mono float32 1-D array at `sample_rate` Hz.
 
     Args:
@@ -63,8 +66,12 @@ def load_audio(source, sample_rate=SAMPLE_RATE, *, source_sample_rate=None):
 
 
 def stream_audio(
-    source, sample_rate=SAMPLE_RATE, block_seconds=60.0, *, source_sample_rate=None
-):
+    source,
+    sample_rate: int = SAMPLE_RATE,
+    block_seconds: float = 60.0,
+    *,
+    source_sample_rate: int | None = None,
+) -> Iterator[np.ndarray]:
     """Yield `source` as consecutive mono float32 blocks at `sample_rate` Hz, in bounded memory.
 
     Each block covers about `block_seconds` of input, so an hour-long file never sits in memory
@@ -112,7 +119,7 @@ def stream_audio(
             raise AudioLoadError(_empty_message(description))
 
 
-def audio_duration(source):
+def audio_duration(source) -> float:
     """Duration of an audio file in seconds, read from its header (nothing is decoded)."""
     with _open(source) as sound_file:
         return sound_file.frames / sound_file.samplerate
@@ -146,7 +153,7 @@ def _mix_down(samples):
     return samples.mean(axis=1, dtype=np.float32)
 
 
-def is_sample_array(source):
+def is_sample_array(source) -> bool:
     """Whether `source` is samples (an array, NumPy scalar, list or tuple) rather than a file."""
     return isinstance(source, (np.ndarray, np.generic, list, tuple))
 

@@ -3,21 +3,22 @@
 The original pads the audio with ``128 - len % 128`` zeros (a whole extra frame when the length is
 already a multiple of 128), views it as 128-sample frames and splits those into consecutive runs of
 `frames_per_segment` frames; the last run is shorter. Each segment's spectrogram is computed from
-its own samples only (see `keras_mt3.layers.LogMelSpectrogram`).
+its own samples only (see `keras_mt3.layers.LogMelSpectrogram`). The whole chain is described
+in docs/mt3_details.md#segments.
 """
 
 import math
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import numpy as np
 
-from keras_mt3.preprocessing.audio_io import SAMPLE_RATE
-
-HOP_LENGTH = 128
-FRAMES_PER_SECOND = SAMPLE_RATE / HOP_LENGTH  # 125.0
-DEFAULT_FRAMES_PER_SEGMENT = 256
-# Token times are quantized to 10 ms (the codec's 100 shift steps per second).
-DECODE_TIME_STEP = 0.01
+from keras_mt3.constants import (
+    DECODE_TIME_STEP,
+    DEFAULT_FRAMES_PER_SEGMENT,
+    FRAMES_PER_SECOND,
+    HOP_LENGTH,
+)
 
 
 class AudioSegments(NamedTuple):
@@ -34,17 +35,19 @@ class AudioSegments(NamedTuple):
     start_times: np.ndarray
 
 
-def count_frames(num_samples):
+def count_frames(num_samples: int) -> int:
     """Frames MT3 makes of `num_samples` samples (always at least one padded frame more)."""
     return num_samples // HOP_LENGTH + 1
 
 
-def count_segments(num_samples, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT):
+def count_segments(num_samples: int, frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> int:
     """How many segments `audio_to_segments` returns for `num_samples` samples."""
     return math.ceil(count_frames(num_samples) / frames_per_segment)
 
 
-def audio_to_segments(audio, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT):
+def audio_to_segments(
+    audio: np.ndarray, frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT
+) -> AudioSegments:
     """Split a 1-D 16 kHz float32 clip into `AudioSegments`."""
     _check_frames_per_segment(frames_per_segment)
     audio = np.asarray(audio, np.float32)
@@ -53,7 +56,11 @@ def audio_to_segments(audio, frames_per_segment=DEFAULT_FRAMES_PER_SEGMENT):
     return _segments_from(audio, first_index=0, frames_per_segment=frames_per_segment, final=True)
 
 
-def batched_segments(blocks, frames_per_segment, decode_batch_size):
+def batched_segments(
+    blocks: Iterable[np.ndarray],
+    frames_per_segment: int,
+    decode_batch_size: int,
+) -> Iterator[AudioSegments]:
     """Yield `AudioSegments` batches of at most `decode_batch_size` segments from audio blocks.
 
     `blocks` is any iterable of 1-D 16 kHz float32 arrays (such as `stream_audio(...)`); only
@@ -87,7 +94,7 @@ def batched_segments(blocks, frames_per_segment, decode_batch_size):
         yield AudioSegments(*(field[start : start + decode_batch_size] for field in final))
 
 
-def decode_start_times(start_times):
+def decode_start_times(start_times) -> np.ndarray:
     """Segment start times as the MT3 decoder uses them: rounded down to 10 ms.
 
     This is the original's float64 expression ``t - t % 0.01`` verbatim, so results are

@@ -133,7 +133,7 @@ def _write_saved_model(backbone, vocabulary, folder, options, progress, verbose)
 
 
 def _write_manifest(folder, vocabulary, options, endpoint_names):
-    from keras_mt3.preprocessing.segments import SAMPLE_RATE
+    from keras_mt3.constants import SAMPLE_RATE
     from keras_mt3.version import __version__
 
     audio_io = {"inputs": [names.WAVEFORM, names.LENGTHS], "outputs": list(names.NOTE_OUTPUTS)}

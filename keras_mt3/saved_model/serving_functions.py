@@ -1,8 +1,9 @@
 """The functions behind the exported signatures (TensorFlow backend only).
 
 `serving_default` runs MT3's inference chain as one graph of ordinary TF kernels: framing
-(`tf_segments`), the log-mel frontend, the encoder and greedy decoding (`tf_greedy_decoding`)
-in batches of `decode_batch_size` segments, and detokenization (`tf_detokenizer`). The token
+(`keras_mt3.tf_ops.segments`), the log-mel frontend, the encoder and greedy decoding
+(`tf_greedy_decoding`) in batches of `decode_batch_size` segments, and detokenization
+(`keras_mt3.tf_ops.detokenize`). The token
 signatures run only the encoder and decoder: `decode_tokens` with the same plain-graph decoder,
 `decode_xla` with the model's own XLA-compiled decoding function. Requests are checked first
 with `tf.debugging` asserts, so a bad request fails with an InvalidArgument error that says
@@ -11,12 +12,12 @@ what is wrong, before any work.
 
 import tensorflow as tf
 
+from keras_mt3.constants import SAMPLE_RATE
 from keras_mt3.models.greedy_decoding import make_greedy_decode_fn
-from keras_mt3.preprocessing.segments import SAMPLE_RATE
 from keras_mt3.saved_model import signatures as names
-from keras_mt3.saved_model.tf_detokenizer import detokenize
 from keras_mt3.saved_model.tf_greedy_decoding import greedy_decode_without_xla
-from keras_mt3.saved_model.tf_segments import waveform_to_segments
+from keras_mt3.tf_ops.detokenize import detokenize
+from keras_mt3.tf_ops.segments import waveform_to_segments
 
 
 class ServingFunctions:

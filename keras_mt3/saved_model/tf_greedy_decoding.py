@@ -15,13 +15,11 @@ give the same tokens.
 
 import tensorflow as tf
 
+from keras_mt3.constants import BOS_ID, EOS_ID, MAX_DECODE_LENGTH, PAD_ID
 from keras_mt3.layers.attention import CACHE_APPEND
-from keras_mt3.models.greedy_decoding import BOS_ID
-from keras_mt3.models.greedy_decoding import EOS_ID
-from keras_mt3.models.greedy_decoding import PAD_ID
 
 
-def greedy_decode_without_xla(backbone, encoded, max_length=1024, finished=None):
+def greedy_decode_without_xla(backbone, encoded, max_length=MAX_DECODE_LENGTH, finished=None):
     """Greedy-decodes `encoded` (`[B, T, hidden]` from `backbone.encode`) without XLA ops.
 
     Same contract as `greedy_decode`: int32 `[B, max_length]`, a row keeps its EOS and is PAD

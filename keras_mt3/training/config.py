@@ -11,6 +11,7 @@ import dataclasses
 import os
 from typing import Any, Optional, Sequence, Union
 
+from keras_mt3.constants import MAX_DECODE_LENGTH
 from keras_mt3.errors import KerasMT3Error
 
 PathLike = Union[str, os.PathLike]
@@ -82,7 +83,7 @@ class TrainingConfig:
     steps_per_epoch: int = 500
     batch_size: int = 8
     window_frames: Optional[int] = None
-    target_length: int = 1024
+    target_length: int = MAX_DECODE_LENGTH
     optimizer: str = "adafactor"
     learning_rate: Any = None
     z_loss: float = 1e-4

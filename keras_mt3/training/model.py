@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from keras_mt3.constants import MAX_DECODE_LENGTH, NUM_MEL_BINS
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.training.config import BACKBONE_SIZES, TrainingConfig
 
@@ -12,7 +13,6 @@ if TYPE_CHECKING:
     from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
 LOGGER = logging.getLogger(__name__)
-MAX_DECODE_LENGTH = 1024  # MT3's decoder length, the longest output at inference
 
 
 def build_transcriber(config: TrainingConfig) -> MT3Transcriber:
@@ -32,7 +32,7 @@ def build_transcriber(config: TrainingConfig) -> MT3Transcriber:
     # segments, up to 1024 decoded tokens) whatever the training windows and targets are.
     backbone = MT3Backbone(
         vocabulary_size=vocabulary.num_embeddings,
-        input_dim=512,
+        input_dim=NUM_MEL_BINS,
         max_encoder_length=max(frames, vocabulary.input_frames),
         max_decoder_length=max(config.target_length, MAX_DECODE_LENGTH),
         dropout=config.dropout,

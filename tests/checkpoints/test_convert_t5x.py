@@ -3,6 +3,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import TINY_BACKBONE_CONFIG, backbone_inputs
 
 from keras_mt3.checkpoints.convert_t5x import backbone_config_from_t5x
 from keras_mt3.checkpoints.convert_t5x import convert_t5x_checkpoint
@@ -13,18 +14,7 @@ from keras_mt3.errors import CheckpointError
 from keras_mt3.errors import PresetError
 from keras_mt3.models.mt3_backbone import MT3Backbone
 
-TINY = dict(
-    vocabulary_size=20,
-    hidden_dim=16,
-    num_heads=2,
-    head_dim=4,
-    intermediate_dim=24,
-    num_encoder_layers=2,
-    num_decoder_layers=3,
-    input_dim=10,
-    max_encoder_length=12,
-    max_decoder_length=16,
-)
+TINY = dict(TINY_BACKBONE_CONFIG, num_decoder_layers=3)  # unlike the encoder's two
 QUERY = "decoder/layers_1/encoder_decoder_attention/query/kernel"
 OUT = "encoder/layers_0/attention/out/kernel"
 
@@ -37,11 +27,7 @@ def _t5x_params(seed=0):
 
 
 def _inputs():
-    rng = np.random.default_rng(1)
-    return {
-        "encoder_inputs": rng.normal(size=(2, 12, 10)).astype("float32"),
-        "decoder_token_ids": rng.integers(0, 20, size=(2, 5)).astype("int32"),
-    }
+    return backbone_inputs(TINY, batch_size=2, decoder_length=5, seed=1)
 
 
 def _numpy(x):

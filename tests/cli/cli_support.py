@@ -4,7 +4,7 @@ import numpy as np
 import soundfile
 from note_seq.protobuf import music_pb2
 
-SAMPLE_RATE = 16000
+from keras_mt3.constants import SAMPLE_RATE
 
 
 def write_tone(path, seconds):

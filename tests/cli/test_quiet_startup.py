@@ -30,14 +30,12 @@ def tiny_preset(tmp_path_factory):
     nothing, every token embeds as ones, and only EOS gets a positive logit."""
     import numpy as np
 
-    from keras_mt3.checkpoints.convert_t5x import save_preset
-    from keras_mt3.codec.vocabulary import EOS_ID, MT3_VOCABULARY
-    from keras_mt3.models.mt3_backbone import MT3Backbone
+    from helpers import tiny_mt3_backbone
 
-    backbone = MT3Backbone(
-        vocabulary_size=MT3_VOCABULARY.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
-        intermediate_dim=16, num_encoder_layers=1, num_decoder_layers=1, dropout=0.0,
-    )
+    from keras_mt3.checkpoints.convert_t5x import save_preset
+    from keras_mt3.constants import EOS_ID, MAX_DECODE_LENGTH
+
+    backbone = tiny_mt3_backbone(max_decoder_length=MAX_DECODE_LENGTH, dropout=0.0)
     for weight in backbone.weights:
         if "decoder_layer" in weight.path:
             weight.assign(np.zeros(weight.shape, "float32"))

@@ -33,7 +33,6 @@ from note_seq.protobuf import music_pb2
 
 from keras_mt3.codec.detokenize import tokens_to_note_sequence
 from keras_mt3.codec.tokenize import (
-    FRAMES_PER_SECOND,
     encode_note_sequence,
     note_sequence_to_segment_tokens,
     segment_tokens,
@@ -45,6 +44,7 @@ from keras_mt3.codec.vocabulary import (
     bin_to_velocity,
     velocity_to_bin,
 )
+from keras_mt3.constants import FRAMES_PER_SECOND
 
 pytestmark = pytest.mark.backend_independent
 

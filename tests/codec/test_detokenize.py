@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from helpers import assert_same_notes, reference_notes
 from hypothesis import strategies as st
 from note_seq.protobuf import music_pb2
 
@@ -16,9 +17,9 @@ from keras_mt3.errors import KerasMT3Error
 
 pytestmark = pytest.mark.backend_independent
 
-# Invalid events per clip. The MT3 reference (docs/mt3_reference.md, end of section 2.4)
-# records 19, 48 and 31 for the original's reference files, all of them tie-section pitches
-# or note-offs of notes not sounding; these two clips are the ones with 19 and 31.
+# Invalid events per clip: the original's decoding of its reference files has 19, 48 and 31,
+# all of them tie-section pitches or note-offs of notes not sounding (see
+# docs/mt3_details.md#decoding-tokens); these two clips are the ones with 19 and 31.
 REFERENCE_INVALID_COUNTS = {"piano_chorale": 19, "multi_band": 31}
 REFERENCE_CLIPS = tuple(REFERENCE_INVALID_COUNTS)
 
@@ -29,25 +30,12 @@ def note_tuples(notes):
     )
 
 
-def reference_note_tuples(notes):
-    return sorted(
-        (n["pitch"], n["program"], n["is_drum"], n["velocity"], n["start"], n["end"]) for n in notes
-    )
-
-
-def assert_same_notes(actual, expected):
-    assert len(actual) == len(expected)
-    for got, want in zip(actual, expected):
-        assert got[:4] == want[:4]
-        assert got[4:] == pytest.approx(want[4:], abs=1e-6)
-
-
 @pytest.mark.parametrize("clip", REFERENCE_CLIPS)
 def test_reference_tokens_decode_to_the_reference_notes(reference_dir, clip):
     reference = json.loads((reference_dir / f"{clip}.json").read_text())
     segments = reference["segments"]
     start_times = [segment["start_time"] for segment in segments]
-    expected = reference_note_tuples(reference["notes"])
+    expected = reference_notes(reference_dir, clip)
 
     from_codec = codec_events_to_note_sequence(
         [segment["codec_event_ids"] for segment in segments], start_times, MT3_VOCABULARY
@@ -57,7 +45,7 @@ def test_reference_tokens_decode_to_the_reference_notes(reference_dir, clip):
     )
     for result in (from_codec, from_model_ids):
         assert isinstance(result, DetokenizeResult)
-        assert_same_notes(note_tuples(result.note_sequence.notes), expected)
+        assert_same_notes(result.note_sequence, expected, atol=1e-6)
         assert result.num_dropped_events == 0
         assert result.num_invalid_events == REFERENCE_INVALID_COUNTS[clip]
     assert len(expected) == reference["num_notes"]
@@ -77,8 +65,8 @@ def test_reference_tokens_as_padded_model_output(reference_dir):
     order = np.random.default_rng(0).permutation(len(segments))
     start_times = np.array([segment["start_time"] for segment in segments])[order]
     result = tokens_to_note_sequence(rows[order], start_times, "mt3")
-    expected = reference_note_tuples(reference["notes"])
-    assert_same_notes(note_tuples(result.note_sequence.notes), expected)
+    expected = reference_notes(reference_dir, "piano_chorale")
+    assert_same_notes(result.note_sequence, expected, atol=1e-6)
 
 
 def test_decoded_instruments_put_drums_on_channel_9(reference_dir):

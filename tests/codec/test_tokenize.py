@@ -28,7 +28,7 @@ def piano_and_kick():
 
 
 def test_hand_checked_mt3_tokens():
-    """Model id = codec index + 3; codec offsets (reference section 2.1, mt3): shift 0,
+    """Model id = codec index + 3; codec offsets (docs/mt3_details.md#vocabulary, mt3): shift 0,
     pitch 1001, velocity 1129, tie 1131, program 1132, drum 1260."""
     encoded = encode_note_sequence(piano_and_kick(), FRAME_TIMES_64, "mt3")
     assert segment_tokens(encoded, 0, 64).tolist() == [

@@ -1,5 +1,5 @@
 import pytest
-from data_helpers import note_sequence
+from helpers import note_sequence
 
 
 @pytest.fixture(scope="session")

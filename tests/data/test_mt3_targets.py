@@ -9,7 +9,7 @@ mt3 vocabulary), run on these exact inputs; the package's earlier output is give
 import numpy as np
 import pytest
 
-from data_helpers import note_sequence
+from helpers import note_sequence
 from keras_mt3.codec.tokenize import segment_tokens
 from keras_mt3.data.clip_store import ClipStore
 from keras_mt3.data.pairs import TranscriptionPair

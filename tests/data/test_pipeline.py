@@ -3,7 +3,8 @@ import collections
 import numpy as np
 import pytest
 
-from data_helpers import note_sequence, write_pair
+from data_helpers import write_pair
+from helpers import note_sequence
 from keras_mt3.codec.detokenize import tokens_to_note_sequence
 from keras_mt3.codec.vocabulary import MT3_VOCABULARY
 from keras_mt3.data.clip_store import ClipStore
@@ -50,7 +51,7 @@ def test_batches_have_model_shapes_and_decoder_inputs_are_targets_shifted_right(
 
 
 def test_window_targets_decode_to_the_notes_inside_the_window():
-    notes = [(60, 0.30, 0.80), (64, 1.00, 1.40, 33), (38, 1.2, 1.25, 0, True)]
+    notes = [(60, 0.30, 0.80), (64, 1.00, 1.40, 100, 33), (38, 1.2, 1.25, 100, 0, True)]
     pair = pair_of(notes, 2.0)  # 2.0 s -> 251 frames
     config = TrainingDataConfig(window_frames=64, target_length=128, seed=3)
     seen = 0
@@ -65,7 +66,7 @@ def test_window_targets_decode_to_the_notes_inside_the_window():
         first_step = round(window_start_time(start) * 100)
         end_step = round(window_start_time(end) * 100) if end < 251 else 10**9
         expected = sorted(
-            (pitch, round(onset * 100), rest[1] if len(rest) > 1 else False)
+            (pitch, round(onset * 100), rest[2] if len(rest) > 2 else False)
             for pitch, onset, _, *rest in notes
             if first_step <= round(onset * 100) < end_step
         )
@@ -78,7 +79,7 @@ def test_window_targets_decode_to_the_notes_inside_the_window():
 
 def test_mid_note_window_starts_with_a_tie_section_naming_the_sounding_notes():
     # Piano 60 and bass 40 sound across frame 100 (0.8 s); 67 has ended, 72 starts later.
-    notes = [(60, 0.2, 1.5), (40, 0.5, 1.2, 33), (67, 0.1, 0.4), (72, 1.0, 1.3)]
+    notes = [(60, 0.2, 1.5), (40, 0.5, 1.2, 100, 33), (67, 0.1, 0.4), (72, 1.0, 1.3)]
     pair = pair_of(notes, 2.0)
     store = ClipStore([pair], "mt3")
     example = window_example(store.get(0), 100, 164, 64, 64)
@@ -98,7 +99,7 @@ def test_mid_note_window_starts_with_a_tie_section_naming_the_sounding_notes():
 
 
 def test_program_granularities_map_the_program_tokens():
-    pair = pair_of([(60, 0.1, 0.5, 30), (62, 0.2, 0.6, 41)], 1.0)
+    pair = pair_of([(60, 0.1, 0.5, 100, 30), (62, 0.2, 0.6, 100, 41)], 1.0)
 
     def program_tokens(granularity):
         config = TrainingDataConfig(

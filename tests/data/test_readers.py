@@ -17,7 +17,8 @@ from keras_mt3.data.urmp import urmp_pairs
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.midi_io import save_midi
 
-from data_helpers import note_sequence, write_audio, write_pair
+from data_helpers import write_audio, write_pair
+from helpers import note_sequence
 
 pytestmark = pytest.mark.backend_independent
 
@@ -122,7 +123,7 @@ def make_slakh_track(root, split, name, with_all_midi=True):
     (track / "metadata.yaml").write_text(SLAKH_METADATA)
     write_audio(track / "mix.flac", 1.0)
     save_midi(note_sequence([(50, 0.1, 0.6)]), track / "MIDI" / "S00.mid")
-    save_midi(note_sequence([(36, 0.2, 0.3, 0, True)]), track / "MIDI" / "S01.mid")
+    save_midi(note_sequence([(36, 0.2, 0.3, 100, 0, True)]), track / "MIDI" / "S01.mid")
     save_midi(note_sequence([(40, 0.1, 0.9)]), track / "MIDI" / "S02.mid")
     if with_all_midi:
         save_midi(note_sequence([(33, 0.3, 0.8)]), track / "MIDI" / "S03.mid")
@@ -176,8 +177,8 @@ def make_overlapping_slakh_track(root, split):
     held.control_changes.add(time=1.0, control_number=64, control_value=0)
     save_midi(held, track / "MIDI" / "S00.mid")
     save_midi(note_sequence([(50, 0.5, 0.6)]), track / "MIDI" / "S01.mid")
-    save_midi(note_sequence([(36, 0.2, 0.3, 0, True)]), track / "MIDI" / "S02.mid")
-    save_midi(note_sequence([(36, 0.2, 0.25, 0, True)]), track / "MIDI" / "S03.mid")
+    save_midi(note_sequence([(36, 0.2, 0.3, 100, 0, True)]), track / "MIDI" / "S02.mid")
+    save_midi(note_sequence([(36, 0.2, 0.25, 100, 0, True)]), track / "MIDI" / "S03.mid")
 
 
 def test_slakh_training_tracks_trim_overlapping_repeats_after_the_sustain_pedal(tmp_path):

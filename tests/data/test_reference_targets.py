@@ -1,7 +1,6 @@
 """The pipeline on the reference clips: inputs equal the original MT3's, targets decode back
 to the ground-truth notes, and random windows carry the right tie sections."""
 
-import keras
 import numpy as np
 import pytest
 
@@ -9,9 +8,7 @@ from keras_mt3.codec.detokenize import tokens_to_note_sequence
 from keras_mt3.data.loading import load_pair
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.data.pipeline import TrainingDataConfig, evaluation_dataset, window_dataset
-from keras_mt3.data.tf_log_mel import tf_log_mel
 from keras_mt3.data.windows import window_start_time
-from keras_mt3.layers.log_mel_spectrogram import LogMelSpectrogram
 
 CLIPS = ("piano_chorale", "multi_band")
 TIE = 1134
@@ -123,15 +120,3 @@ def test_random_windows_start_with_the_notes_sounding_at_their_start(reference_d
         assert tie_section_notes(window["targets"].tolist()) == sounding, window["start_frame"]
         checked += bool(sounding)
     assert checked >= 10
-
-
-def test_tf_log_mel_equals_the_model_frontend():
-    rng = np.random.default_rng(0)
-    samples = (0.1 * rng.standard_normal((3, 64 * 128))).astype(np.float32)
-    samples[2, 5000:] = 0.0
-    num_frames = np.array([64, 40, 39], np.int32)
-    expected = keras.ops.convert_to_numpy(LogMelSpectrogram()(samples, num_frames))
-    actual = tf_log_mel(samples, num_frames).numpy()
-    assert actual.shape == (3, 64, 512)
-    np.testing.assert_allclose(actual, expected, atol=2e-4, rtol=1e-4)
-    assert not actual[1, 40:].any() and actual[1, 39].any()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_helpers import note_sequence, write_audio, write_pair
+from data_helpers import write_audio, write_pair
+from helpers import note_sequence
 from keras_mt3.data import loading
 from keras_mt3.data.clip_store import ClipStore, NoUsablePairsError
 from keras_mt3.data.folder_dataset import folder_pairs

@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
 
+from keras_mt3.constants import SAMPLE_RATE as RATE
 from keras_mt3.data.synth import render_note_sequence
 from keras_mt3.data.synthetic import random_note_sequence, synthetic_pairs
 
 pytestmark = pytest.mark.backend_independent
-
-RATE = 16000
 
 
 def rms(audio, start, end):
@@ -25,17 +24,17 @@ def test_pitched_note_sounds_at_its_pitch_only_while_it_lasts(make_sequence):
 
 
 def test_programs_sound_different_and_drums_make_noise(make_sequence):
-    piano = render_note_sequence(make_sequence([(60, 0.1, 0.6, 0)]), duration=1.0)
-    organ = render_note_sequence(make_sequence([(60, 0.1, 0.6, 16)]), duration=1.0)
+    piano = render_note_sequence(make_sequence([(60, 0.1, 0.6, 100, 0)]), duration=1.0)
+    organ = render_note_sequence(make_sequence([(60, 0.1, 0.6, 100, 16)]), duration=1.0)
     assert not np.allclose(piano, organ, atol=1e-3)
     for drum in (36, 38, 42, 49, 45, 60):
-        hit = render_note_sequence(make_sequence([(drum, 0.1, 0.15, 0, True)]), duration=1.0)
+        hit = render_note_sequence(make_sequence([(drum, 0.1, 0.15, 100, 0, True)]), duration=1.0)
         assert rms(hit, 0.1, 0.15) > 0.005, drum
         assert rms(hit, 0.0, 0.09) == 0.0
 
 
 def test_rendering_is_deterministic_and_limited_to_the_peak(make_sequence):
-    loud = make_sequence([(pitch, 0.0, 1.0) for pitch in range(48, 80)] + [(38, 0.2, 0.3, 0, True)])
+    loud = make_sequence([(pitch, 0.0, 1.0) for pitch in range(48, 80)] + [(38, 0.2, 0.3, 100, 0, True)])
     first = render_note_sequence(loud, peak=0.5, seed=3)
     np.testing.assert_array_equal(first, render_note_sequence(loud, peak=0.5, seed=3))
     assert np.max(np.abs(first)) == pytest.approx(0.5, rel=1e-5)

@@ -4,6 +4,8 @@ import pytest
 from t5_numpy_reference import attention as reference_attention
 from t5_numpy_reference import value
 
+from helpers import run_layer_test
+
 from keras_mt3.layers.attention import T5Attention
 
 HIDDEN, HEADS, HEAD_DIM = 12, 3, 4
@@ -140,7 +142,8 @@ def test_dropout_only_in_training_and_shared_across_queries():
     np.testing.assert_allclose(trained, np.broadcast_to(trained[:, :1], trained.shape), atol=1e-6)
 
 
-@pytest.mark.parametrize("layer_config", [{"num_heads": 2, "head_dim": 3, "dropout": 0.1}])
-def test_config_round_trip(layer_config):
-    layer = T5Attention(**layer_config)
-    assert T5Attention.from_config(layer.get_config()).get_config() == layer.get_config()
+def test_layer_contract_self_and_cross_attention():
+    init = {"num_heads": 2, "head_dim": 3, "dropout": 0.1}
+    queries, memory = _inputs(2, 5, HIDDEN), _inputs(2, 7, HIDDEN, seed=2)
+    run_layer_test(T5Attention, init, queries, (2, 5, HIDDEN), expected_num_weights=4)
+    run_layer_test(T5Attention, init, (queries, memory), (2, 5, HIDDEN))

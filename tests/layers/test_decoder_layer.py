@@ -5,6 +5,8 @@ from t5_numpy_reference import gated_gelu_mlp
 from t5_numpy_reference import rms_norm
 from t5_numpy_reference import value
 
+from helpers import run_layer_test
+
 from keras_mt3.layers.decoder_layer import MT3DecoderLayer
 
 HEADS, HEAD_DIM, HIDDEN = 2, 4, 8
@@ -63,3 +65,11 @@ def test_cached_positions_match_teacher_forcing():
         )
         step = keras.ops.convert_to_numpy(step)
         np.testing.assert_allclose(step[:, 0], full[:, index], atol=1e-5)
+
+
+def test_layer_contract():
+    x, encoded = _inputs()
+    causal = np.tril(np.ones((5, 5), bool))[None]
+    init = dict(num_heads=HEADS, head_dim=HEAD_DIM, intermediate_dim=16, dropout=0.1)
+    run_layer_test(MT3DecoderLayer, init, (x, encoded, causal), (2, 5, HIDDEN),
+                   expected_num_weights=14)

@@ -5,6 +5,8 @@ from t5_numpy_reference import gated_gelu_mlp
 from t5_numpy_reference import rms_norm
 from t5_numpy_reference import value
 
+from helpers import run_layer_test
+
 from keras_mt3.layers.encoder_layer import MT3EncoderLayer
 
 
@@ -48,3 +50,9 @@ def test_training_applies_dropout():
     inference = keras.ops.convert_to_numpy(layer(x))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), inference)
     assert not np.allclose(keras.ops.convert_to_numpy(layer(x, training=True)), inference)
+
+
+def test_layer_contract():
+    x = np.random.default_rng(3).normal(size=(2, 5, 8)).astype("float32")
+    init = dict(num_heads=2, head_dim=4, intermediate_dim=16, dropout=0.1)
+    run_layer_test(MT3EncoderLayer, init, x, (2, 5, 8), expected_num_weights=9)

@@ -3,6 +3,8 @@ import numpy as np
 from t5_numpy_reference import gated_gelu_mlp
 from t5_numpy_reference import value
 
+from helpers import run_layer_test
+
 from keras_mt3.layers.encoder_layer import residual_dropout
 from keras_mt3.layers.feed_forward import GatedGeluFeedForward
 
@@ -43,3 +45,9 @@ def test_residual_dropout_mask_is_shared_along_length():
     assert set(np.unique(outputs)) == {0.0, 2.0}
     np.testing.assert_array_equal(outputs, np.broadcast_to(outputs[:, :1], outputs.shape))
     assert 0 < (outputs == 0).mean() < 1
+
+
+def test_layer_contract():
+    x = np.random.default_rng(2).normal(size=(2, 4, 6)).astype("float32")
+    init = {"intermediate_dim": 10, "dropout": 0.5}
+    run_layer_test(GatedGeluFeedForward, init, x, (2, 4, 6), expected_num_weights=3)

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from helpers import run_layer_test
 
 from keras_mt3.layers.position_embedding import SinusoidalPositionEmbedding
 from keras_mt3.layers.position_embedding import sinusoidal_position_table
@@ -37,3 +38,9 @@ def test_layer_adds_rows_from_start_index():
     shifted = keras.ops.convert_to_numpy(shifted)
     np.testing.assert_allclose(shifted, inputs[:, :1] + table[9:10], atol=1e-6)
     assert layer.weights == []  # a constant, nothing to train or store
+
+
+def test_layer_contract():
+    inputs = np.random.default_rng(1).normal(size=(2, 5, 16)).astype("float32")
+    run_layer_test(SinusoidalPositionEmbedding, {"max_length": 32}, inputs, (2, 5, 16),
+                   expected_num_weights=0)

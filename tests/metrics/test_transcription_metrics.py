@@ -4,7 +4,6 @@ The estimates are the original MT3's transcriptions (`NAME.json` notes) and the 
 rendered ground truth (`NAME.mid`), read here with pretty_midi directly rather than note_seq.
 """
 
-import json
 import tracemalloc
 import warnings
 
@@ -12,6 +11,7 @@ import mir_eval
 import numpy as np
 import pretty_midi
 import pytest
+from helpers import reference_notes
 
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.metrics import multi_instrument_counts, transcription_metrics
@@ -36,14 +36,6 @@ SCORE_NAMES = (
 
 
 # ---- independent note lists: (pitch, start, end, velocity, program, is_drum) ----------------
-
-
-def mt3_notes(reference_dir, name):
-    notes = json.loads((reference_dir / f"{name}.json").read_text())["notes"]
-    return [
-        (n["pitch"], n["start"], n["end"], n["velocity"], n["program"], n["is_drum"])
-        for n in notes
-    ]
 
 
 def ground_truth_notes(reference_dir, name):
@@ -110,7 +102,7 @@ def score_clip(reference_dir, make_sequence):
 
     def score(name):
         if name not in cache:
-            estimate = mt3_notes(reference_dir, name)
+            estimate = reference_notes(reference_dir, name)
             reference = ground_truth_notes(reference_dir, name)
             metrics = transcription_metrics(
                 make_sequence(estimate), load_midi(reference_dir / f"{name}.mid")

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_mt3.constants import DEFAULT_FRAMES_PER_SEGMENT, HOP_LENGTH
 from keras_mt3.data.pairs import TranscriptionPair
 from keras_mt3.data.pipeline import TrainingDataConfig, training_dataset
 from keras_mt3.metrics import transcription_metrics
@@ -16,7 +17,7 @@ from keras_mt3.preprocessing.audio_io import load_audio
 
 pytestmark = [pytest.mark.slow, pytest.mark.checkpoint]
 
-SEGMENT_SAMPLES = 256 * 128
+SEGMENT_SAMPLES = DEFAULT_FRAMES_PER_SEGMENT * HOP_LENGTH
 EVALUATED_SEGMENTS = 2  # kept short: the full model decodes slowly on a CPU
 
 

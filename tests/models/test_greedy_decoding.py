@@ -3,6 +3,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_backbone
 
 from keras_mt3.models.greedy_decoding import default_cache_lengths
 from keras_mt3.models.greedy_decoding import greedy_decode
@@ -17,18 +18,9 @@ SEED = 8
 
 @pytest.fixture(scope="module")
 def tiny_model_and_inputs():
-    backbone = MT3Backbone(
-        vocabulary_size=16,
-        hidden_dim=32,
-        num_heads=2,
-        head_dim=8,
-        intermediate_dim=48,
-        num_encoder_layers=2,
-        num_decoder_layers=2,
-        input_dim=16,
-        max_encoder_length=20,
-        max_decoder_length=32,
-    )
+    shapes = dict(input_dim=16, max_encoder_length=20, max_decoder_length=32)
+    backbone = tiny_backbone(vocabulary_size=16, hidden_dim=32, head_dim=8, intermediate_dim=48,
+                             **shapes)
     rng = np.random.RandomState(SEED)
     for weight in backbone.weights:
         fan_in = np.prod(weight.shape[:-1]) if "output" in weight.path else weight.shape[0]

@@ -1,21 +1,10 @@
 import keras
 import numpy as np
 import pytest
+from helpers import TINY_BACKBONE_CONFIG, backbone_inputs, run_layer_test, tiny_backbone
 
 from keras_mt3.models.mt3_backbone import MT3Backbone
 
-TINY = dict(
-    vocabulary_size=20,
-    hidden_dim=16,
-    num_heads=2,
-    head_dim=4,
-    intermediate_dim=24,
-    num_encoder_layers=2,
-    num_decoder_layers=2,
-    input_dim=10,
-    max_encoder_length=12,
-    max_decoder_length=16,
-)
 # Reference segments checked against the original model: the first, a middle one, and the last
 # (zero-padded) segment of the piano clip; two of the multi-instrument clip.
 PARITY_SEGMENTS = [
@@ -33,16 +22,11 @@ def _numpy(x):
 
 @pytest.fixture(scope="module")
 def tiny():
-    keras.utils.set_random_seed(0)
-    return MT3Backbone(**TINY)
+    return tiny_backbone()
 
 
 def _batch(length=6, batch_size=3, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "encoder_inputs": rng.normal(size=(batch_size, 12, 10)).astype("float32"),
-        "decoder_token_ids": rng.integers(2, 20, size=(batch_size, length)).astype("int32"),
-    }
+    return backbone_inputs(TINY_BACKBONE_CONFIG, batch_size, length, seed, first_id=2)
 
 
 def test_weights_exist_after_construction_with_expected_count(tiny):
@@ -58,14 +42,9 @@ def test_logits_shape_and_dtype(tiny):
     assert logits.dtype == np.float32
 
 
-def test_config_round_trip_rebuilds_same_model(tiny):
-    config = tiny.get_config()
-    clone = MT3Backbone.from_config(config)
-    assert clone.get_config() == config
-    clone.set_weights(tiny.get_weights())
-    np.testing.assert_array_equal(_numpy(clone(_batch())), _numpy(tiny(_batch())))
-    serialized = keras.saving.serialize_keras_object(tiny)
-    assert isinstance(keras.saving.deserialize_keras_object(serialized), MT3Backbone)
+def test_model_contract():
+    batch = _batch()
+    run_layer_test(MT3Backbone, TINY_BACKBONE_CONFIG, batch, (3, 6, 20))
 
 
 def test_decoder_is_causal(tiny):

@@ -6,30 +6,15 @@ import keras
 import numpy as np
 import pytest
 import soundfile
+from helpers import note_sequence, reference_notes, tiny_transcriber
 from note_seq.protobuf import music_pb2
 
-from keras_mt3.codec.vocabulary import MT3_VOCABULARY
 from keras_mt3.errors import AudioLoadError, KerasMT3Error
 from keras_mt3.metrics import transcription_metrics
-from keras_mt3.models.mt3_backbone import MT3Backbone
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
 from keras_mt3.preprocessing.audio_io import load_audio
 
 CLIPS = ("piano_chorale", "multi_band")
-
-
-def reference_note_sequence(path):
-    sequence = music_pb2.NoteSequence()
-    for note in json.loads(path.read_text())["notes"]:
-        sequence.notes.add(
-            pitch=note["pitch"],
-            start_time=note["start"],
-            end_time=note["end"],
-            velocity=note["velocity"],
-            program=note["program"],
-            is_drum=note["is_drum"],
-        )
-    return sequence
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +28,10 @@ def test_transcribe_matches_original_mt3(mt3, reference_dir, clip):
     estimate, details = mt3.transcribe(
         reference_dir / f"{clip}.wav", progress=False, return_details=True
     )
-    original = reference_note_sequence(reference_dir / f"{clip}.json")
+    original = note_sequence(reference_notes(reference_dir, clip))
     scores = transcription_metrics(estimate, original)
-    # Multi-instrument F1 (onset + offset per program, drums onset-only), reference §5.1.
+    # Multi-instrument F1 (onset + offset per program, drums onset-only; see
+    # docs/mt3_details.md#metrics).
     assert scores["program_full_f1"] >= 0.99, scores
     assert details["num_segments"] == len(
         json.loads((reference_dir / f"{clip}.json").read_text())["segments"]
@@ -68,20 +54,9 @@ def test_array_input_equals_path_input_and_stereo_44k_is_handled(mt3, reference_
     assert scores["program_full_f1"] >= 0.9, scores
 
 
-@pytest.fixture(scope="module")
-def tiny_transcriber():
-    keras.utils.set_random_seed(0)
-    backbone = MT3Backbone(
-        vocabulary_size=MT3_VOCABULARY.num_embeddings,
-        hidden_dim=16,
-        num_heads=2,
-        head_dim=8,
-        intermediate_dim=32,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
-        max_decoder_length=16,
-    )
-    return MT3Transcriber(backbone, vocabulary="mt3", decode_batch_size=2, max_decode_length=16)
+@pytest.fixture(scope="module", name="tiny_transcriber")
+def tiny_transcriber_fixture():
+    return tiny_transcriber()
 
 
 def test_silent_and_short_audio_give_valid_results(tiny_transcriber):
@@ -205,14 +180,7 @@ def test_a_custom_vocabulary_survives_get_config_and_keras_saving(tmp_path):
     from keras_mt3.codec.vocabulary import VocabularyConfig
 
     vocabulary = VocabularyConfig(use_ties=False, num_velocity_bins=4, name="mt3_without_ties")
-    keras.utils.set_random_seed(0)
-    backbone = MT3Backbone(
-        vocabulary_size=vocabulary.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
-        intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1, max_decoder_length=16,
-    )
-    model = MT3Transcriber(
-        backbone, vocabulary=vocabulary, decode_batch_size=2, max_decode_length=16
-    )
+    model = tiny_transcriber(vocabulary=vocabulary)
     log_mel = np.random.default_rng(3).normal(size=(2, 256, 512)).astype("float32")
     tokens = model.generate(log_mel)
 
@@ -224,4 +192,4 @@ def test_a_custom_vocabulary_survives_get_config_and_keras_saving(tmp_path):
     assert isinstance(loaded, MT3Transcriber) and loaded.vocabulary == vocabulary
     np.testing.assert_array_equal(loaded.generate(log_mel), tokens)
     # The built-in vocabularies are still stored by name.
-    assert MT3Transcriber(backbone, vocabulary="mt3").get_config()["vocabulary"] == "mt3"
+    assert MT3Transcriber(model.backbone, vocabulary="mt3").get_config()["vocabulary"] == "mt3"

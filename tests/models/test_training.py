@@ -2,35 +2,26 @@
 Adafactor matches its reference. Whole runs: test_training_run.py (the library) and
 tests/cli/test_train_command.py (the command)."""
 
+import helpers
 import keras
 import numpy as np
 import pytest
 
-from keras_mt3.codec.vocabulary import MT3_VOCABULARY
 from keras_mt3.data.pipeline import TrainingDataConfig, evaluation_dataset
 from keras_mt3.data.synthetic import synthetic_pairs
 from keras_mt3.models.losses import MT3Loss
-from keras_mt3.models.mt3_backbone import MT3Backbone
-from keras_mt3.models.mt3_transcriber import MT3Transcriber
 from keras_mt3.models.optimizers import T5XAdafactor, factored_shape, make_optimizer
 
 JIT_COMPILE = keras.backend.backend() != "torch"  # explicit: XLA under jax/tensorflow
 
 
-def tiny_transcriber(frames, target_length, dropout=0.0):
-    backbone = MT3Backbone(
-        vocabulary_size=MT3_VOCABULARY.num_embeddings,
-        hidden_dim=64,
-        num_heads=2,
-        head_dim=32,
-        intermediate_dim=128,
-        num_encoder_layers=2,
-        num_decoder_layers=2,
-        max_encoder_length=frames,
-        max_decoder_length=target_length,
-        dropout=dropout,
+def learning_transcriber(frames, target_length, dropout=0.0):
+    """Wider than the helpers' tiny model and two layers deep: enough to learn 8 clips."""
+    layers = dict(num_encoder_layers=2, num_decoder_layers=2)
+    return helpers.tiny_transcriber(
+        decode_batch_size=8, hidden_dim=64, head_dim=32, intermediate_dim=128, **layers,
+        max_encoder_length=frames, max_decoder_length=target_length, dropout=dropout,
     )
-    return MT3Transcriber(backbone, "mt3", decode_batch_size=8, max_decode_length=target_length)
 
 
 def test_tiny_model_memorizes_eight_rendered_clips_until_greedy_decoding_is_exact():
@@ -41,7 +32,7 @@ def test_tiny_model_memorizes_eight_rendered_clips_until_greedy_decoding_is_exac
     ((x, y),) = list(evaluation_dataset(pairs, config).as_numpy_iterator())
     assert x["encoder_inputs"].shape == (8, 64, 512) and np.all((y > 0).sum(1) >= 6)
 
-    model = tiny_transcriber(64, 24)
+    model = learning_transcriber(64, 24)
     model.compile(
         optimizer=make_optimizer("adamw", 3e-3, weight_decay=0.0),
         loss=MT3Loss(),

@@ -7,12 +7,13 @@ import sys
 
 import numpy as np
 
+from keras_mt3.constants import SAMPLE_RATE
+
 EXPORT_TESTS_DIR = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = EXPORT_TESTS_DIR.parents[1]
 
 TINY_DECODE_LENGTH = 32
 TINY_MAX_AUDIO_SECONDS = 12.0
-SAMPLE_RATE = 16000
 
 
 def build_tiny_backbone(seed=0, max_decoder_length=TINY_DECODE_LENGTH):
@@ -23,20 +24,16 @@ def build_tiny_backbone(seed=0, max_decoder_length=TINY_DECODE_LENGTH):
     tie: decoded segments then hold onsets, offsets, tie sections, drums and invalid events.
     """
     import keras
+    from helpers import tiny_mt3_backbone
 
     from keras_mt3.codec.event_codec import Event
-    from keras_mt3.codec.vocabulary import MT3_VOCABULARY, NUM_SPECIAL_TOKENS, EOS_ID
-    from keras_mt3.models.mt3_backbone import MT3Backbone
+    from keras_mt3.codec.vocabulary import MT3_VOCABULARY, NUM_SPECIAL_TOKENS
+    from keras_mt3.constants import EOS_ID
 
-    keras.utils.set_random_seed(seed)
-    backbone = MT3Backbone(
-        vocabulary_size=MT3_VOCABULARY.num_embeddings,
+    backbone = tiny_mt3_backbone(
+        seed,
         hidden_dim=32,
-        num_heads=2,
-        head_dim=8,
         intermediate_dim=48,
-        num_encoder_layers=1,
-        num_decoder_layers=1,
         max_decoder_length=max_decoder_length,
         dropout=0.0,
     )

@@ -23,10 +23,10 @@ from export_support import (
 )
 from saved_model_inspection import parse_show_all, saved_model_cli, xla_requirements
 
+from keras_mt3.constants import SAMPLE_RATE
 from keras_mt3.preprocessing.segments import audio_to_segments
 from keras_mt3.saved_model import signatures as names
 
-SAMPLE_RATE = 16000
 ALL_SIGNATURES = (names.SERVING_DEFAULT, names.DECODE_TOKENS, names.DECODE_XLA)
 CLIPS = {"five_seconds": synthetic_clip(5.0, seed=1), "short": synthetic_clip(0.3, seed=2),
          "ten_seconds": synthetic_clip(9.7, seed=3)}

@@ -28,6 +28,14 @@ def clients():
 
 
 @pytest.mark.backend_independent
+def test_clients_send_audio_at_the_models_sample_rate(clients):
+    # The clients need no keras-mt3 install, so they keep their own copy of the rate.
+    from keras_mt3.constants import SAMPLE_RATE
+
+    assert clients["mt3_client_common"].SAMPLE_RATE == SAMPLE_RATE
+
+
+@pytest.mark.backend_independent
 def test_audio_is_mixed_to_mono_and_resampled_to_16k(clients, tmp_path):
     rate = 44100
     t = np.arange(rate * 2) / rate

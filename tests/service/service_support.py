@@ -12,9 +12,9 @@ import numpy as np
 import soundfile
 from note_seq.protobuf import music_pb2
 
+from keras_mt3.constants import SAMPLE_RATE
 from keras_mt3.preprocessing import audio_io
 
-SAMPLE_RATE = 16000
 # The stand-in writes one note per this much audio, each a "segment" of progress.
 NOTE_SECONDS = 0.25
 

@@ -6,19 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
+from helpers import assert_same_notes, reference_notes
 from hypothesis import strategies as st
 
 from keras_mt3.codec.detokenize import tokens_to_note_sequence
 from keras_mt3.codec.event_codec import Event
-from keras_mt3.codec.vocabulary import (
-    EOS_ID,
-    ISMIR2021_VOCABULARY,
-    MT3_VOCABULARY,
-    NUM_SPECIAL_TOKENS,
-    PAD_ID,
-    UNK_ID,
-)
-from keras_mt3.saved_model.tf_detokenizer import detokenize
+from keras_mt3.codec.vocabulary import ISMIR2021_VOCABULARY, MT3_VOCABULARY, NUM_SPECIAL_TOKENS
+from keras_mt3.constants import EOS_ID, PAD_ID, UNK_ID
+from keras_mt3.tf_ops.detokenize import detokenize
 
 pytestmark = pytest.mark.backend_independent
 
@@ -111,18 +106,11 @@ def test_reference_segments_give_the_reference_notes(reference_dir, clip):
     start_times = [segment["start_time"] for segment in reference["segments"]]
     result = check_against_python(segments, start_times, [0] * len(segments), 1, "mt3")
 
-    graph = sorted(
-        (pitch, program, drum, velocity, onset, offset)
+    graph = [
+        (pitch, onset, offset, velocity, program, drum)
         for onset, offset, pitch, velocity, program, drum in graph_notes(result, 0)
-    )
-    expected = sorted(
-        (n["pitch"], n["program"], n["is_drum"], n["velocity"], n["start"], n["end"])
-        for n in reference["notes"]
-    )
-    assert len(graph) == len(expected)
-    for got, want in zip(graph, expected):
-        assert got[:4] == tuple(want[:4])
-        assert got[4:] == pytest.approx(want[4:], abs=1e-6)
+    ]
+    assert_same_notes(graph, reference_notes(reference_dir, clip), atol=1e-6)
 
 
 def test_reference_clips_decode_together_in_one_batch(reference_dir):

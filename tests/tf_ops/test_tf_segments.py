@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_mt3.saved_model.tf_segments import count_segments, waveform_to_segments
+from keras_mt3.constants import DEFAULT_FRAMES_PER_SEGMENT, HOP_LENGTH
 from keras_mt3.preprocessing.segments import audio_to_segments, decode_start_times
+from keras_mt3.tf_ops.segments import count_segments, waveform_to_segments
 
 pytestmark = pytest.mark.backend_independent
 
-FRAMES = 256
-SEGMENT_SAMPLES = FRAMES * 128
+FRAMES = DEFAULT_FRAMES_PER_SEGMENT
+SEGMENT_SAMPLES = FRAMES * HOP_LENGTH
 
 frame_batch = tf.function(
     lambda waveform, lengths: waveform_to_segments(waveform, lengths, FRAMES),

@@ -1,6 +1,8 @@
-"""MT3's audio framing in TensorFlow ops, for a batch of padded waveforms.
+"""TensorFlow twin of `keras_mt3.preprocessing.segments`: MT3's audio framing in graph ops.
 
-The graph version of `keras_mt3.preprocessing.segments` (reference §1.2): each clip is padded
+It frames a batch of padded waveforms inside a SavedModel the way the NumPy module frames one
+clip (docs/mt3_details.md#segments); tests/tf_ops/test_tf_segments.py checks that they agree bit
+for bit. Each clip is padded
 with `128 - len % 128` zeros (a whole extra frame when the length is already a multiple of
 128), cut into 128-sample frames, and the frames into consecutive segments of
 `frames_per_segment` (the last one shorter). A segment's decoding start time is its first
@@ -14,10 +16,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from keras_mt3.saved_model.tf_math import exact_divide
-from keras_mt3.preprocessing.segments import DECODE_TIME_STEP
-from keras_mt3.preprocessing.segments import FRAMES_PER_SECOND
-from keras_mt3.preprocessing.segments import HOP_LENGTH
+from keras_mt3.constants import DECODE_TIME_STEP, FRAMES_PER_SECOND, HOP_LENGTH
+from keras_mt3.tf_ops.exact_math import exact_divide
 
 
 class BatchSegments(NamedTuple):
@@ -33,13 +33,13 @@ class BatchSegments(NamedTuple):
     example_ids: tf.Tensor
 
 
-def count_segments(lengths, frames_per_segment):
+def count_segments(lengths, frames_per_segment: int) -> tf.Tensor:
     """Segments per clip for int32 `lengths` (samples); 0 for an empty clip."""
     num_frames = lengths // HOP_LENGTH + 1
     return tf.where(lengths > 0, (num_frames + frames_per_segment - 1) // frames_per_segment, 0)
 
 
-def waveform_to_segments(waveform, lengths, frames_per_segment):
+def waveform_to_segments(waveform, lengths, frames_per_segment: int) -> BatchSegments:
     """Cuts `waveform` float32 [batch, samples] (clip i is `waveform[i, :lengths[i]]`) into
     `BatchSegments`. Samples past a clip's length are ignored, whatever they hold."""
     waveform = tf.convert_to_tensor(waveform, tf.float32)

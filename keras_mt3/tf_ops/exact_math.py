@@ -1,9 +1,12 @@
-"""Float64 arithmetic that stays bit-identical to Python/NumPy inside optimized TF graphs."""
+"""Float64 arithmetic that stays bit-identical to Python/NumPy inside optimized TF graphs.
+
+Not a twin itself: the twins of this package (`segments`, `detokenize`) compute times with it.
+"""
 
 import tensorflow as tf
 
 
-def exact_divide(numerator, denominator):
+def exact_divide(numerator: tf.Tensor, denominator: float) -> tf.Tensor:
     """`numerator / denominator` (a nonzero Python number), correctly rounded like NumPy.
 
     Grappler's constant folding rewrites a division by a constant into a multiplication by its

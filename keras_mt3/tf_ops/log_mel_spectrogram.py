@@ -1,21 +1,19 @@
-"""MT3's log-mel frontend in TensorFlow ops, for tf.data pipelines under any Keras backend.
+"""TensorFlow twin of `keras_mt3.layers.log_mel_spectrogram`: MT3's log-mel frontend in tf ops.
 
-It computes what `keras_mt3.layers.LogMelSpectrogram` computes (same window, filterbank and
-log floor, taken from that module), so the model sees the same inputs in training as at
-inference. The layer itself is written with `keras.ops`, which under JAX or torch cannot run
-inside a tf.data graph; this function can.
+The layer is written with `keras.ops`, which under JAX or torch cannot run inside a tf.data
+graph; this function can, so the training pipeline computes its inputs here under any backend.
+It uses the layer module's window and filterbank and the shared constants, so the model sees
+the same inputs in training as at inference; tests/tf_ops/test_tf_log_mel_spectrogram.py checks
+that the two agree.
 """
 
 import tensorflow as tf
 
-from keras_mt3.layers.log_mel_spectrogram import LOG_FLOOR, mel_weight_matrix, periodic_hann_window
-from keras_mt3.preprocessing.segments import HOP_LENGTH
-
-FFT_LENGTH = 2048
-NUM_MEL_BINS = 512
+from keras_mt3.constants import FFT_LENGTH, HOP_LENGTH, LOG_FLOOR, NUM_MEL_BINS
+from keras_mt3.layers.log_mel_spectrogram import mel_weight_matrix, periodic_hann_window
 
 
-def tf_log_mel(samples, num_frames=None):
+def tf_log_mel(samples, num_frames=None) -> tf.Tensor:
     """`samples` `[..., frames * 128]` -> log-mel `[..., frames, 512]` float32.
 
     Frame i covers samples `[128 i, 128 i + 2048)`, zero past the end (uncentered STFT). Rows at

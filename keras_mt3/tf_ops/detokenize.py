@@ -1,8 +1,9 @@
-"""MT3 detokenization in TensorFlow ops: per-segment token ids -> padded note tensors.
+"""TensorFlow twin of `keras_mt3.codec.detokenize`: per-segment token ids -> padded note tensors.
 
-This is `keras_mt3.codec.detokenize.tokens_to_note_sequence` rebuilt from graph ops so that a
-SavedModel can return notes, and a TF Serving client needs no Python package to read them. It
-follows the same rules (reference §2.3-2.4) and gives the same notes in the same order:
+This is `tokens_to_note_sequence` rebuilt from graph ops so that a SavedModel can return notes,
+and a TF Serving client needs no Python package to read them. It follows the same rules
+(docs/mt3_details.md#decoding-tokens) and gives the same notes in the same order, which
+tests/tf_ops/test_tf_detokenize.py checks against the Python detokenizer:
 
 - Segments are decoded in order of start time, one decoding state per example carried across
   them. Each segment cuts at its first EOS; PAD, UNK, extra and out-of-range ids are invalid.
@@ -26,12 +27,12 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from keras_mt3.codec import vocabulary as vocabulary_lib
-from keras_mt3.codec.note_encoding import DEFAULT_VELOCITY
 from keras_mt3.codec.note_encoding import MIN_NOTE_DURATION
-from keras_mt3.saved_model.tf_math import exact_divide
+from keras_mt3.constants import DEFAULT_VELOCITY, EOS_ID
+from keras_mt3.tf_ops.exact_math import exact_divide
 
-NUM_PITCHES = 128
-NUM_PROGRAMS = 128
+NUM_PITCHES = vocabulary_lib.MAX_MIDI_PITCH + 1
+NUM_PROGRAMS = vocabulary_lib.MAX_MIDI_PROGRAM + 1
 _NUM_KEYS = NUM_PITCHES * NUM_PROGRAMS  # sounding-note table, indexed program * 128 + pitch
 
 # Columns of the float64 note records collected in the loop.
@@ -182,7 +183,7 @@ def _token_stream(tokens, start_times, example_ids, layout):
     length = tf.shape(tokens)[1]
     columns = tf.range(length)[None, :]
     first_eos = tf.reduce_min(
-        tf.where(tf.equal(tokens, vocabulary_lib.EOS_ID), columns, length), axis=1
+        tf.where(tf.equal(tokens, EOS_ID), columns, length), axis=1
     )
     kept = columns < tf.minimum(first_eos, length)[:, None]
     model_ids = tf.boolean_mask(tokens, kept)
