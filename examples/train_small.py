@@ -17,7 +17,6 @@ import time
 import keras
 import numpy as np
 
-from keras_mt3.checkpoints.convert_t5x import save_preset
 from keras_mt3.cli.train_command import DEFAULTS, build_transcriber, compile_for_training
 from keras_mt3.data.pipeline import TrainingDataConfig, training_dataset
 from keras_mt3.data.synthetic import synthetic_pairs
@@ -90,7 +89,7 @@ def main():
         shuffle=False,  # windows come in random order from the pipeline
     )
     train_minutes = (time.perf_counter() - started) / 60
-    save_preset(model.backbone, output / "preset", vocabulary=model.vocabulary.name)
+    model.save_to_preset(output / "preset")
 
     scores = []
     for pair in held_out:

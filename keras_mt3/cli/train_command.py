@@ -214,9 +214,7 @@ def run(args):
         verbose=_verbosity(options["verbose"]),
         shuffle=False,  # the pipeline draws windows in random order itself
     )
-    from keras_mt3.checkpoints.convert_t5x import save_preset
-
-    preset_dir = save_preset(model.backbone, output / "preset", vocabulary=model.vocabulary.name)
+    preset_dir = model.save_to_preset(output / "preset")
     print(f"data: {skip_log.summary()}", file=sys.stderr)
     print(f"saved the trained model to {preset_dir}")
     return 0

@@ -62,16 +62,16 @@ def test_backend_flag_wins_over_the_environment(tmp_path):
 @pytest.mark.slow
 @needs_script
 def test_ctrl_c_exits_130_without_a_traceback_or_a_partial_file(tmp_path):
-    from keras_mt3.checkpoints.convert_t5x import save_preset
     from keras_mt3.codec.vocabulary import MT3_VOCABULARY
     from keras_mt3.models.mt3_backbone import MT3Backbone
+    from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
     # A random tiny model rarely emits EOS, so it decodes every segment to full length.
     backbone = MT3Backbone(
         vocabulary_size=MT3_VOCABULARY.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
         intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1,
     )
-    preset = save_preset(backbone, tmp_path / "preset")
+    preset = MT3Transcriber(backbone).save_to_preset(tmp_path / "preset")
     rng = np.random.default_rng(0)
     soundfile.write(tmp_path / "a.wav", rng.normal(scale=0.1, size=16000), 16000)
     soundfile.write(tmp_path / "b.wav", rng.normal(scale=0.1, size=16000 * 600), 16000)

@@ -30,9 +30,9 @@ def tiny_preset(tmp_path_factory):
     nothing, every token embeds as ones, and only EOS gets a positive logit."""
     import numpy as np
 
-    from keras_mt3.checkpoints.convert_t5x import save_preset
     from keras_mt3.codec.vocabulary import EOS_ID, MT3_VOCABULARY
     from keras_mt3.models.mt3_backbone import MT3Backbone
+    from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
     backbone = MT3Backbone(
         vocabulary_size=MT3_VOCABULARY.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
@@ -46,7 +46,7 @@ def tiny_preset(tmp_path_factory):
     logits[:, EOS_ID] = 1.0
     backbone.logits_dense.kernel.assign(logits)
     directory = tmp_path_factory.mktemp("preset") / "tiny"
-    save_preset(backbone, directory, vocabulary="mt3")
+    MT3Transcriber(backbone, vocabulary="mt3").save_to_preset(directory)
     return directory
 
 
