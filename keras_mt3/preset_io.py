@@ -4,7 +4,9 @@ A preset folder holds
 
 - `config.json`: `keras.saving.serialize_keras_object(model)`, which names the registered class
   (`"keras_mt3>MT3Transcriber"`) and its config, the backbone's nested inside;
-- `model.weights.h5`: `model.save_weights()`;
+- `model.weights.h5`: the weights, as `save_weights()` writes them, of the model or, for a task
+  model with a `backbone` (all of whose weights are the backbone's), of the backbone: as in
+  keras-hub, and free of the optimizer state a compiled model would add;
 - `metadata.json`: the keras-mt3 and Keras versions, the date, the parameter count and, for a
   converted checkpoint, what it was converted from (`source`).
 
@@ -111,9 +113,15 @@ def save_to_preset(model, directory, *, overwrite=True, source=None):
     }
     if source is not None:
         metadata["source"] = source
+    owner = _weights_owner(model)
+    if len(owner.weights) != len(model.weights):
+        raise PresetError(
+            f"{type(model).__name__} has weights outside its backbone, which a preset does not "
+            "hold; save it with model.save(PATH.keras) instead"
+        )
     with atomic_folder(directory, lambda: check_preset_target(directory, overwrite)) as staging:
         (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        model.save_weights(str(staging / WEIGHTS_FILE))
+        owner.save_weights(str(staging / WEIGHTS_FILE))
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return directory
 
@@ -174,12 +182,13 @@ def load_preset_dir(directory, **overrides):
             "the preset again."
         ) from error
     problem = None
+    owner = _weights_owner(model)
     try:
-        model.load_weights(str(weights_path))
+        owner.load_weights(str(weights_path))
         # Keras silently ignores arrays the model has no place for; count them ourselves.
         stored = _count_stored_arrays(weights_path)
-        if stored != len(model.weights):
-            problem = f"the file holds {stored} arrays, the model has {len(model.weights)}"
+        if stored != len(owner.weights):
+            problem = f"the file holds {stored} arrays, the model has {len(owner.weights)}"
     except Exception as error:  # h5py / Keras raise many types for a bad or mismatched file
         problem = f"{type(error).__name__}: {error}"
     if problem:
@@ -189,6 +198,10 @@ def load_preset_dir(directory, **overrides):
             "convert it again."
         )
     return model
+
+
+def _weights_owner(model):
+    return getattr(model, "backbone", None) or model
 
 
 def read_metadata(directory):
