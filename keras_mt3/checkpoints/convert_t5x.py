@@ -189,7 +189,8 @@ def read_t5x_folder(directory, progress=None):
     checked against that preset's manifest, file hashes included; any other checkpoint for
     structure and finite values.
     """
-    directory = pathlib.Path(directory).expanduser()
+    # Says what is wrong with a path that does not exist or holds no T5X checkpoint.
+    directory = presets.resolve_checkpoint_dir(directory, download=False)
     preset = presets.official_preset(directory)
     if preset is not None:
         params = presets.load_checkpoint(directory, preset=preset, progress=progress)
@@ -269,9 +270,7 @@ def load_t5x_source(source, *, checkpoint_dir=None, download=True, progress=None
             f"({', '.join(sorted(presets.PRESETS))}) or the folder of a saved or converted "
             "preset or of a T5X checkpoint."
         )
-    # Says what is wrong with a name that is neither a preset nor an existing folder.
-    directory = presets.resolve_checkpoint_dir(source, download=False)
-    params, _ = read_t5x_folder(directory, progress=progress)
+    params, _ = read_t5x_folder(source, progress=progress)
     return transcriber_from_t5x(params, **overrides)
 
 
