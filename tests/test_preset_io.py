@@ -176,7 +176,8 @@ def _imported_modules(path):
 @pytest.mark.backend_independent
 def test_models_and_preset_io_never_import_the_converter_or_model_classes():
     for path in sorted((PACKAGE / "models").glob("*.py")):
-        assert not [m for m in _imported_modules(path) if m.startswith("keras_mt3.checkpoints")], path
+        imported = [m for m in _imported_modules(path) if m.startswith("keras_mt3.checkpoints")]
+        assert not imported, path
     # preset_io reaches the converter (which imports models) only through a call.
     top_level = [
         node.module if isinstance(node, ast.ImportFrom) else node.names[0].name

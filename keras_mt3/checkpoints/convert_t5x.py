@@ -10,7 +10,6 @@ preset's checkpoint is converted once into the cache (`converted_preset`), which
 sha256 of the `checkpoint` file it came from and is converted again when that changes.
 """
 
-import functools
 import pathlib
 import shutil
 
@@ -232,18 +231,23 @@ def converted_preset(preset, *, checkpoint_dir=None, download=True, progress=Non
     (`presets.converted_preset_dir`) is used while it records that checkpoint's sha256, and is
     made again (atomically, so a concurrent reader never sees half a preset) otherwise.
     """
+    return _cached_conversion(preset, checkpoint_dir, download, progress)[0]
+
+
+def _cached_conversion(preset, checkpoint_dir, download, progress):
+    """`(folder, model)`: the model when it was converted just now, else None."""
     source_dir = presets.resolve_checkpoint_dir(
         checkpoint_dir or preset, download=download, progress=progress
     )
     target = presets.converted_preset_dir(preset)
     source = _source_record(source_dir, preset)
     if preset_io.read_metadata(target).get("source") == source:
-        return target
+        return target, None
     params = presets.load_checkpoint(
         checkpoint_dir or preset, preset=preset, download=download, progress=progress
     )
-    preset_io.save_to_preset(transcriber_from_t5x(params), target, source=source)
-    return target
+    model = transcriber_from_t5x(params)
+    return preset_io.save_to_preset(model, target, source=source), model
 
 
 def load_t5x_source(source, *, checkpoint_dir=None, download=True, progress=None, **overrides):
@@ -251,17 +255,19 @@ def load_t5x_source(source, *, checkpoint_dir=None, download=True, progress=None
     T5X checkpoint folder (converted in memory each time); what `preset_io.load` calls for
     anything that is not a Keras preset. `overrides` go to `MT3Transcriber`."""
     if isinstance(source, str) and source in presets.PRESETS:
-        convert = functools.partial(
-            converted_preset, source, checkpoint_dir=checkpoint_dir, download=download,
-            progress=progress,
-        )
-        cached = convert()
-        try:
-            return preset_io.load_preset_dir(cached, **overrides)
-        except PresetError:
-            # A damaged conversion in the cache (its source still matches): make it again.
-            shutil.rmtree(cached, ignore_errors=True)
-            return preset_io.load_preset_dir(convert(), **overrides)
+        cached, converted = _cached_conversion(source, checkpoint_dir, download, progress)
+        if converted is None:
+            try:
+                return preset_io.load_preset_dir(cached, **overrides)
+            except PresetError:
+                # A damaged conversion in the cache (its source still matches): make it again.
+                shutil.rmtree(cached, ignore_errors=True)
+                _, converted = _cached_conversion(source, checkpoint_dir, download, progress)
+        # Building the model costs more than reading the checkpoint: keep the one just built.
+        if not overrides:
+            return converted
+        settings = {"vocabulary": converted.vocabulary, **overrides}
+        return type(converted)(converted.backbone, **settings)
     directory = pathlib.Path(source).expanduser()
     if directory.is_dir() and not (directory / t5x.CHECKPOINT_FILE).is_file():
         raise PresetError(
