@@ -17,7 +17,6 @@ import time
 import keras
 import numpy as np
 
-from keras_mt3.checkpoints.convert_t5x import save_preset
 from keras_mt3.constants import SAMPLE_RATE
 from keras_mt3.data import TrainingDataConfig, synthetic_pairs, training_dataset
 from keras_mt3.metrics import transcription_metrics
@@ -88,7 +87,7 @@ def main():
         shuffle=False,  # windows come in random order from the pipeline
     )
     train_minutes = (time.perf_counter() - started) / 60
-    save_preset(model.backbone, output / "preset", vocabulary=model.vocabulary.name)
+    model.save_to_preset(output / "preset")
 
     scores = []
     for pair in held_out:

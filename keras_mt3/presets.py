@@ -3,8 +3,9 @@
 `resolve_checkpoint_dir` turns a preset name (or a directory) into a local checkpoint directory:
 an existing directory is used as is; for a preset name, `$KERAS_MT3_CHECKPOINT_DIR` wins, then
 the cache (`$KERAS_MT3_CACHE`, default `~/.cache/keras_mt3`), which is filled from Magenta's
-public bucket on first use. `load_checkpoint` also reads it, verified. Converted Keras presets
-live in the same cache (`converted_preset_dir`).
+public bucket on first use. `load_checkpoint` also reads it, verified. Each is converted once
+into a Keras preset in the same cache (`converted_preset_dir`, written by
+`keras_mt3.checkpoints.convert_t5x.converted_preset`), which is what later loads read.
 
 Each preset ships a manifest (`keras_mt3/manifests/<preset>.json`, made by `write_manifest`):
 the name, shape and dtype of every parameter and, where the official files were at hand when it
@@ -42,7 +43,6 @@ PRESETS = {
             "General MIDI programs in 34 groups plus drums, no velocity. 45.9M parameters."
         ),
         "vocabulary": "mt3",
-        "backbone": {"vocabulary_size": 1536, "max_encoder_length": 256},
         "checkpoint_url": "https://storage.googleapis.com/mt3/checkpoints/mt3/",
         "manifest": MANIFEST_DIR / "mt3.json",
     },
@@ -52,7 +52,6 @@ PRESETS = {
             "segments, 127 velocity bins, no ties, no instruments."
         ),
         "vocabulary": "ismir2021",
-        "backbone": {"vocabulary_size": 1664, "max_encoder_length": 512},
         "checkpoint_url": "https://storage.googleapis.com/mt3/checkpoints/ismir2021/",
         # Parameter layout only, no file hashes: downloads are checked for structure and
         # finite values, but a file swapped for another of the same shape goes unnoticed.
@@ -91,6 +90,17 @@ def converted_preset_dir(preset, cache_dir=None):
     """Where the converted Keras preset of `preset` (config.json + model.weights.h5) is kept."""
     get_preset(preset)
     return cache_root(cache_dir) / "presets" / preset
+
+
+def official_preset(directory):
+    """The preset whose official checkpoint `directory` holds a copy of (its `checkpoint` file
+    has the manifest's sha256), or None."""
+    digest = t5x.tree_sha256(directory)
+    for name in PRESETS:
+        official = load_manifest(name).get("files", {}).get(CHECKPOINT_FILE)
+        if official is not None and official["sha256"] == digest:
+            return name
+    return None
 
 
 def resolve_checkpoint_dir(
@@ -248,8 +258,7 @@ def write_manifest(directory, path=None, *, hashes=True):
     """
     directory = pathlib.Path(directory).expanduser()
     params = t5x.read_t5x_checkpoint(directory, progress=False)
-    raw_tree = (directory / CHECKPOINT_FILE).read_bytes()
-    leaves = t5x.target_leaves(t5x.parse_tree(raw_tree, directory / CHECKPOINT_FILE), directory)
+    leaves = t5x.read_tree((directory / CHECKPOINT_FILE).read_bytes(), directory / CHECKPOINT_FILE)
     parameters = {
         name: {"shape": list(array.shape), "dtype": array.dtype.name}
         for name, array in params.items()
@@ -401,7 +410,7 @@ def download_checkpoint(base_url, directory, manifest, progress=None):
 
 
 def _checked_tree(raw, expected, base_url):
-    leaves = t5x.target_leaves(t5x.parse_tree(raw, CHECKPOINT_FILE), CHECKPOINT_FILE)
+    leaves = t5x.read_tree(raw, CHECKPOINT_FILE)
     t5x.check_parameters(leaves, expected, f"the checkpoint at {base_url}")
     return leaves
 

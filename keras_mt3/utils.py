@@ -3,6 +3,7 @@
 import contextlib
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 from typing import Collection, Iterable, Optional, Union
@@ -38,6 +39,48 @@ def atomic_write(path, mode="wb"):
         if isinstance(error, OSError):
             raise _output_error(path, error) from error
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path, before_replace=None):
+    """A temporary folder beside `path` that becomes `path` if the block succeeds.
+
+    Readers never see a half-written folder: it appears (or replaces the old one) by a rename.
+    `before_replace()`, when given, runs just before that, so that a check made at the start
+    of a long job is made again against what is there now. On error nothing changes.
+
+    Raises:
+        OutputError: the folder cannot be created beside `path`.
+    """
+    from keras_mt3.errors import OutputError
+
+    path = pathlib.Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        )
+    except OSError as error:
+        raise OutputError(f"cannot create {path}: {error.strerror or error}") from error
+    try:
+        yield staging
+        # mkdtemp made it private (0700); other accounts (TF Serving) must be able to read it.
+        os.chmod(staging, 0o777 & ~current_umask())
+        if before_replace is not None:
+            before_replace()
+        try:
+            os.replace(staging, path)  # absent, or an empty folder
+        except OSError:
+            if not path.is_dir():
+                raise
+            retired = pathlib.Path(
+                tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
+            )
+            os.replace(path, retired / path.name)
+            os.replace(staging, path)
+            shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def check_output_file(path):

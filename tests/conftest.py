@@ -36,6 +36,17 @@ def missing_test_data(reason):
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The keras-mt3 cache of this test session (`$KERAS_MT3_CACHE`, inherited by the commands
+    tests run): presets converted by one test are reused by the next, and nothing is written
+    to the user's cache or beside the test data."""
+    with pytest.MonkeyPatch.context() as patch:
+        directory = tmp_path_factory.mktemp("keras_mt3_cache")
+        patch.setenv("KERAS_MT3_CACHE", str(directory))
+        yield directory
+
+
 @pytest.fixture(scope="session")
 def reference_dir():
     if not all((REFERENCE_DIR / f"{clip}.json").is_file() for clip in REFERENCE_CLIPS):

@@ -18,9 +18,7 @@ PACKAGE = REPO / "keras_mt3"
 
 # Edges of a cycle that is known and being removed: (importer, imported). Delete an entry as
 # soon as its cycle is gone; the test fails while a listed edge closes no cycle any more.
-# checkpoints/convert_t5x.py builds an MT3Backbone while models/mt3_transcriber.py reads
-# presets through checkpoints/; the preset rework takes weight loading out of checkpoints/.
-KNOWN_CYCLE_EDGES = {("checkpoints", "models")}
+KNOWN_CYCLE_EDGES = set()
 
 
 def module_name(path):

@@ -231,11 +231,14 @@ def test_shipped_manifest_matches_the_official_checkpoint(checkpoint_dir):
 
 
 def test_mt3_preset_matches_the_checkpoint_shapes(checkpoint_dir):
-    backbone = presets.PRESETS["mt3"]["backbone"]
+    from keras_mt3.codec.vocabulary import get_vocabulary
+
+    vocabulary = get_vocabulary(presets.PRESETS["mt3"]["vocabulary"])
     embedding = json.loads(
         (checkpoint_dir / "target.decoder.token_embedder.embedding" / ".zarray").read_text()
     )
-    assert embedding["shape"][0] == backbone["vocabulary_size"]
+    assert embedding["shape"][0] == vocabulary.num_embeddings
+    assert presets.official_preset(checkpoint_dir) == "mt3"
     for spec in presets.PRESETS.values():
         assert spec["checkpoint_url"].startswith("https://storage.googleapis.com/mt3/checkpoints/")
         assert spec["vocabulary"] in ("mt3", "ismir2021") and spec["description"]

@@ -1,20 +1,30 @@
-"""T5X MT3 parameters -> `MT3Backbone` weights, and Keras presets (`config.json` + weights)."""
+"""T5X MT3 checkpoints -> `MT3Transcriber`s and Keras presets.
 
-import json
-import os
+The one place that knows how T5X names and lays out MT3's weights. It imports no model class:
+`keras_mt3.preset_io.load` hands it T5X sources together with the class to build
+(`MT3Transcriber`, whose `backbone_cls` builds the backbone), so the package graph stays
+acyclic (models -> preset_io -> checkpoints, never back).
+
+A T5X folder's model is derived from the checkpoint itself: sizes from the parameter shapes
+(`backbone_config_from_t5x`), the vocabulary from the token embedding's rows. An official
+preset's checkpoint is converted once into the cache (`converted_preset`), which records the
+sha256 of the `checkpoint` file it came from and is converted again when that changes.
+"""
+
 import pathlib
 import shutil
-import tempfile
 
 import numpy as np
 
+from keras_mt3 import preset_io
+from keras_mt3 import presets
+from keras_mt3.checkpoints import t5x_checkpoint as t5x
 from keras_mt3.checkpoints.t5x_checkpoint import preview_names
+from keras_mt3.codec import vocabulary as vocabulary_lib
 from keras_mt3.errors import CheckpointError
 from keras_mt3.errors import PresetError
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.weights.h5"
-DEFAULT_VOCABULARY = "mt3"
+SOURCE_FORMAT = "t5x"
 
 
 def t5x_variable_map(backbone):
@@ -111,10 +121,16 @@ def load_t5x_weights(backbone, params):
 
 
 def backbone_config_from_t5x(params):
-    """The `MT3Backbone` size arguments implied by a T5X parameter dict's shapes.
+    """The `MT3Backbone` arguments implied by a T5X parameter dict and the vocabulary its
+    token embedding fits: returns `(config, vocabulary name)`.
 
-    The attention head split cannot be read from the flat kernels; MT3's `head_dim` 64 is
+    The attention head split cannot be read from the flat kernels, nor the encoder's length
+    from its (computed) positions: MT3's `head_dim` 64 and the vocabulary's segment length are
     assumed.
+
+    Raises:
+        CheckpointError: a parameter MT3 has is missing, or the embedding fits no known
+            vocabulary.
     """
     try:
         vocabulary_size, hidden_dim = params["decoder/token_embedder/embedding"].shape
@@ -125,8 +141,9 @@ def backbone_config_from_t5x(params):
         raise CheckpointError(
             f"the checkpoint lacks {error.args[0]!r}; it is not an MT3 checkpoint"
         ) from error
+    vocabulary = _vocabulary_of_size(int(vocabulary_size))
     head_dim = 64
-    return {
+    config = {
         "vocabulary_size": int(vocabulary_size),
         "hidden_dim": int(hidden_dim),
         "num_heads": int(inner_dim) // head_dim,
@@ -135,98 +152,143 @@ def backbone_config_from_t5x(params):
         "num_encoder_layers": _count_layers(params, "encoder"),
         "num_decoder_layers": _count_layers(params, "decoder"),
         "input_dim": int(input_dim),
+        "max_encoder_length": vocabulary.input_frames,
+    }
+    return config, vocabulary.name
+
+
+def _vocabulary_of_size(rows):
+    matches = [v for v in vocabulary_lib.VOCABULARIES.values() if v.num_embeddings == rows]
+    if len(matches) != 1:
+        known = ", ".join(
+            f"{v.name} ({v.num_embeddings})" for v in vocabulary_lib.VOCABULARIES.values()
+        )
+        raise CheckpointError(
+            f"the checkpoint's token embedding has {rows} rows, which fits no known MT3 "
+            f"vocabulary (rows: {known}); keras-mt3 cannot tell how to read its tokens"
+        )
+    return matches[0]
+
+
+def transcriber_from_t5x(params, transcriber_cls, **kwargs):
+    """A `transcriber_cls` (`MT3Transcriber`) holding T5X parameters `params` (`{name:
+    array}`), its size and vocabulary derived from them; `kwargs` go to `transcriber_cls`
+    (e.g. `decode_batch_size`).
+
+    The caller hands the class over (its `backbone_cls` builds the backbone) so that this
+    module, which `keras_mt3.models` reaches through `preset_io`, imports no model class.
+    """
+    config, vocabulary = backbone_config_from_t5x(params)
+    backbone = transcriber_cls.backbone_cls(**config)
+    load_t5x_weights(backbone, params)
+    return transcriber_cls(backbone, vocabulary=vocabulary, **kwargs)
+
+
+def read_t5x_folder(directory, progress=None):
+    """The verified parameters of the T5X checkpoint in `directory`, and their source record.
+
+    A copy of an official preset's checkpoint (its `checkpoint` file is the official one) is
+    checked against that preset's manifest, file hashes included; any other checkpoint for
+    structure and finite values.
+    """
+    # Says what is wrong with a path that does not exist or holds no T5X checkpoint.
+    directory = presets.resolve_checkpoint_dir(directory, download=False)
+    preset = presets.official_preset(directory)
+    if preset is not None:
+        params = presets.load_checkpoint(directory, preset=preset, progress=progress)
+    else:
+        params = t5x.read_t5x_checkpoint(directory, progress=progress)
+    return params, _source_record(directory, preset)
+
+
+def _source_record(directory, preset):
+    return {
+        "format": SOURCE_FORMAT,
+        "preset": preset,
+        "checkpoint_sha256": t5x.tree_sha256(directory),
     }
 
 
-def convert_t5x_checkpoint(t5x_dir, output_dir, preset_config=None, progress=None):
-    """Converts a T5X MT3 checkpoint into a Keras preset directory; returns its path.
+def convert_t5x_checkpoint(t5x_dir, output_dir, transcriber_cls, *, overwrite=False, progress=None):
+    """Converts the T5X MT3 checkpoint in `t5x_dir` into preset folder `output_dir`, as a
+    `transcriber_cls` (`MT3Transcriber`).
 
-    `preset_config` is a preset spec `{"backbone": {MT3Backbone kwargs}, "vocabulary": name}`;
-    sizes it leaves out are read from the checkpoint's shapes. The preset (`config.json` and
-    `model.weights.h5`) is written to a temporary folder first and only then moved into place,
-    so `output_dir` never holds a half-written preset.
+    The model is derived from the checkpoint (see `backbone_config_from_t5x`). The preset is
+    written atomically (see `preset_io.save_to_preset`); `overwrite` allows replacing an
+    existing preset. Returns `output_dir`.
+
+    Raises:
+        CheckpointError: the checkpoint is damaged or not an MT3 one.
+        PresetError: `output_dir` may not be written.
     """
-    from keras_mt3.checkpoints.t5x_checkpoint import read_t5x_checkpoint
-    from keras_mt3.models.mt3_backbone import MT3Backbone
-
-    preset_config = dict(preset_config or {})
-    params = read_t5x_checkpoint(t5x_dir, progress=progress)
-    backbone_config = {**backbone_config_from_t5x(params), **preset_config.get("backbone", {})}
-    backbone = MT3Backbone(**backbone_config)
-    load_t5x_weights(backbone, params)
-    vocabulary = preset_config.get("vocabulary", DEFAULT_VOCABULARY)
-    return save_preset(backbone, output_dir, vocabulary)
+    preset_io.check_preset_target(pathlib.Path(output_dir).expanduser(), overwrite)
+    params, source = read_t5x_folder(t5x_dir, progress=progress)
+    model = transcriber_from_t5x(params, transcriber_cls)
+    return preset_io.save_to_preset(model, output_dir, overwrite=overwrite, source=source)
 
 
-def save_preset(backbone, output_dir, vocabulary=DEFAULT_VOCABULARY):
-    """Writes `config.json` + `model.weights.h5` for `backbone` into `output_dir` atomically."""
-    output_dir = pathlib.Path(output_dir).expanduser()
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        config = {"backbone": backbone.get_config(), "vocabulary": _vocabulary_name(vocabulary)}
-        (staging / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        backbone.save_weights(str(staging / WEIGHTS_FILE))
-        if output_dir.exists():
-            # Weights first: a preset is only picked up once its config.json is in place.
-            for name in (WEIGHTS_FILE, CONFIG_FILE):
-                os.replace(staging / name, output_dir / name)
-        else:
-            os.replace(staging, output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return output_dir
+def converted_preset(preset, transcriber_cls, *, checkpoint_dir=None, download=True, progress=None):
+    """The cached Keras preset folder of official preset `preset`, converted on first use.
+
+    The T5X checkpoint is found (and downloaded) as by `presets.resolve_checkpoint_dir`,
+    `checkpoint_dir` overriding where; the conversion in the cache
+    (`presets.converted_preset_dir`) is used while it records that checkpoint's sha256, and is
+    made again (atomically, so a concurrent reader never sees half a preset) otherwise.
+    """
+    return _cached_conversion(preset, transcriber_cls, checkpoint_dir, download, progress)[0]
 
 
-def load_backbone_from_preset_dir(directory):
-    """Builds the backbone saved by `save_preset`; returns `(backbone, vocabulary name)`."""
-    from keras_mt3.models.mt3_backbone import MT3Backbone
+def _cached_conversion(preset, transcriber_cls, checkpoint_dir, download, progress):
+    """`(folder, model)`: the model when it was converted just now, else None."""
+    source_dir = presets.resolve_checkpoint_dir(
+        checkpoint_dir or preset, download=download, progress=progress
+    )
+    target = presets.converted_preset_dir(preset)
+    source = _source_record(source_dir, preset)
+    if preset_io.read_metadata(target).get("source") == source:
+        return target, None
+    params = presets.load_checkpoint(
+        checkpoint_dir or preset, preset=preset, download=download, progress=progress
+    )
+    model = transcriber_from_t5x(params, transcriber_cls)
+    return preset_io.save_to_preset(model, target, source=source), model
 
-    directory = pathlib.Path(directory).expanduser()
-    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise PresetError(
-                f"{directory} is not a keras-mt3 preset: {path.name} is missing. Convert a T5X "
-                "checkpoint with `keras_mt3.checkpoints.convert_t5x.convert_t5x_checkpoint` first."
-            )
-    try:
-        config = json.loads(config_path.read_text())
-        backbone = MT3Backbone.from_config(config["backbone"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise PresetError(
-            f"{config_path} is not a valid keras-mt3 preset config ({error}). Convert the "
-            "checkpoint again."
-        ) from error
-    problem = None
-    try:
-        backbone.load_weights(str(weights_path))
-        # Keras silently ignores arrays the model has no place for; count them ourselves.
-        stored = _count_stored_arrays(weights_path)
-        if stored != len(backbone.weights):
-            problem = f"the file holds {stored} arrays, the model has {len(backbone.weights)}"
-    except Exception as error:  # h5py / Keras raise many types for a bad or mismatched file
-        problem = f"{type(error).__name__}: {error}"
-    if problem:
-        raise PresetError(
-            f"could not load {weights_path} into the backbone described by {config_path.name} "
-            f"({problem}). The preset is corrupt or its files do not belong together; convert "
-            "the checkpoint again."
+
+def load_t5x_source(
+    source, transcriber_cls, *, checkpoint_dir=None, download=True, progress=None, **overrides
+):
+    """The `transcriber_cls` (`MT3Transcriber`) of a preset name (converted once, see
+    `converted_preset`) or of a T5X checkpoint folder (converted in memory each time); what
+    `preset_io.load` calls for anything that is not a Keras preset. `overrides` go to
+    `transcriber_cls`."""
+    if isinstance(source, str) and source in presets.PRESETS:
+        cached, converted = _cached_conversion(
+            source, transcriber_cls, checkpoint_dir, download, progress
         )
-    return backbone, config.get("vocabulary", DEFAULT_VOCABULARY)
-
-
-def _count_stored_arrays(weights_path):
-    import h5py
-
-    datasets = []
-    with h5py.File(weights_path, "r") as handle:
-        handle.visititems(lambda _, item: datasets.append(isinstance(item, h5py.Dataset)))
-    return sum(datasets)
-
-
-def _vocabulary_name(vocabulary):
-    return vocabulary if isinstance(vocabulary, str) else vocabulary.name
+        if converted is None:
+            try:
+                return preset_io.load_preset_dir(cached, **overrides)
+            except PresetError:
+                # A damaged conversion in the cache (its source still matches): make it again.
+                shutil.rmtree(cached, ignore_errors=True)
+                _, converted = _cached_conversion(
+                    source, transcriber_cls, checkpoint_dir, download, progress
+                )
+        # Building the model costs more than reading the checkpoint: keep the one just built.
+        if not overrides:
+            return converted
+        settings = {"vocabulary": converted.vocabulary, **overrides}
+        return type(converted)(converted.backbone, **settings)
+    directory = pathlib.Path(source).expanduser()
+    if directory.is_dir() and not (directory / t5x.CHECKPOINT_FILE).is_file():
+        raise PresetError(
+            f"{str(directory)!r} is neither a Keras preset folder (no {preset_io.CONFIG_FILE}) "
+            f"nor a T5X checkpoint folder (no `{t5x.CHECKPOINT_FILE}` file). Pass a preset name "
+            f"({', '.join(sorted(presets.PRESETS))}) or the folder of a saved or converted "
+            "preset or of a T5X checkpoint."
+        )
+    params, _ = read_t5x_folder(source, progress=progress)
+    return transcriber_from_t5x(params, transcriber_cls, **overrides)
 
 
 def _count_layers(params, stack):

@@ -74,8 +74,7 @@ def read_t5x_checkpoint(
             f"holds the `{CHECKPOINT_FILE}` file and the `target.*` zarr folders."
         )
     raw_tree = _read_tree_bytes(directory / CHECKPOINT_FILE)
-    tree = parse_tree(raw_tree, directory / CHECKPOINT_FILE)
-    leaves = target_leaves(tree, directory / CHECKPOINT_FILE)
+    leaves = read_tree(raw_tree, directory / CHECKPOINT_FILE)
     if expected is not None:
         check_parameters(leaves, expected, f"the checkpoint in {directory}")
     official = official_files if _is_official(raw_tree, official_files) else None
@@ -202,7 +201,20 @@ def _read_tree_bytes(path):
         raise CheckpointError(f"{path} is unreadable ({error})", files=[CHECKPOINT_FILE]) from error
 
 
-def parse_tree(raw, path):
+def read_tree(raw, path):
+    """`{parameter name: leaf}` of the model weights in `raw`, the bytes of the `checkpoint` file
+    at `path`: arrays, or the TensorStore specs of zarr-stored ones. The one parser of T5X
+    trees: the reader, the downloader and the manifest writer all go through it."""
+    return _target_leaves(_parse_tree(raw, path), path)
+
+
+def tree_sha256(directory):
+    """sha256 of the `checkpoint` file in `directory`: what identifies a T5X checkpoint (its
+    tree names every zarr folder and, in the official one, records the training step)."""
+    return sha256_hex(_read_tree_bytes(pathlib.Path(directory) / CHECKPOINT_FILE))
+
+
+def _parse_tree(raw, path):
     """The flax msgpack tree in `raw` (the bytes of the `checkpoint` file at `path`)."""
     try:
         return msgpack.unpackb(raw, ext_hook=_decode_extension, raw=False, strict_map_key=False)
@@ -216,8 +228,7 @@ def parse_tree(raw, path):
         ) from error
 
 
-def target_leaves(tree, path):
-    """`{name: leaf}` below `optimizer/target`: arrays, or TensorStore specs of zarr arrays."""
+def _target_leaves(tree, path):
     optimizer = tree.get("optimizer") if isinstance(tree, dict) else None
     target = optimizer.get("target") if isinstance(optimizer, dict) else None
     if not isinstance(target, dict) or not target:

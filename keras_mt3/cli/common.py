@@ -8,12 +8,15 @@ def add_model_arguments(parser):
     parser.add_argument(
         "--preset",
         default="mt3",
-        help="preset name (mt3, ismir2021) or a directory with a T5X checkpoint or converted preset",
+        help="preset name (mt3, ismir2021; default: mt3), a preset folder (keras-mt3 convert or "
+        "train), a T5X checkpoint folder, hf://OWNER/REPO or "
+        "kaggle://OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]",
     )
     parser.add_argument(
         "--checkpoint-dir",
-        help="read the preset's official T5X checkpoint from this directory instead of the cache "
-        "(default: $KERAS_MT3_CHECKPOINT_DIR, else download once)",
+        help="read a preset name's T5X checkpoint from this directory instead of the cache "
+        "(default: $KERAS_MT3_CHECKPOINT_DIR, else download once); it is converted into the "
+        "cache on first use",
     )
     parser.add_argument(
         "--decode-batch-size",

@@ -7,7 +7,7 @@ import sys
 
 from keras_mt3.version import __version__
 
-SUBCOMMANDS = ("transcribe", "evaluate", "plot", "train", "export", "serve")
+SUBCOMMANDS = ("transcribe", "evaluate", "plot", "train", "convert", "export", "serve")
 
 
 def build_parser():

@@ -40,6 +40,9 @@ class MT3Transcriber(keras.Model):
         max_decode_length: most tokens per segment (the original uses 1024).
     """
 
+    # The backbone class a conversion from T5X builds (keras-hub's name for it).
+    backbone_cls = MT3Backbone
+
     def __init__(
         self,
         backbone,
@@ -68,27 +71,38 @@ class MT3Transcriber(keras.Model):
 
     @classmethod
     def from_preset(cls, preset="mt3", *, checkpoint_dir=None, download=True, progress=None, **kwargs):
-        """Builds the transcriber with official weights.
+        """Builds a transcriber from a preset.
 
-        `preset` is a preset name (`"mt3"`) or a directory holding either a T5X checkpoint or a
-        converted Keras preset (`config.json` + `model.weights.h5`). `checkpoint_dir` overrides
-        where the preset's T5X checkpoint is read from.
+        Args:
+            preset: a preset name (`"mt3"`, `"ismir2021"`: the official weights, converted
+                from their T5X checkpoint on first use and loaded from the cache after that),
+                a preset folder (`save_to_preset`, `keras-mt3 convert`, `keras-mt3 train`), a
+                T5X checkpoint folder (converted each time), or a hub handle:
+                `"hf://OWNER/REPO"` (needs the `hf` extra) or
+                `"kaggle://OWNER/MODEL/FRAMEWORK/VARIATION[/VERSION]"` (the `kaggle` extra).
+            checkpoint_dir: read a preset name's T5X checkpoint from this folder instead of
+                $KERAS_MT3_CHECKPOINT_DIR or the download cache.
+            download: allow downloading the official checkpoint.
+            progress: show progress bars (default: when stderr is a terminal).
+            **kwargs: replace saved settings, e.g. `decode_batch_size`, `max_decode_length`.
         """
-        from keras_mt3 import presets
-        from keras_mt3.checkpoints import convert_t5x
+        from keras_mt3 import preset_io
 
-        source = pathlib.Path(str(checkpoint_dir or preset)).expanduser()
-        if source.is_dir() and (source / "config.json").is_file():
-            backbone, vocabulary = convert_t5x.load_backbone_from_preset_dir(source)
-            return cls(backbone, vocabulary=vocabulary, **kwargs)
-        preset_name = preset if preset in presets.PRESETS else "mt3"
-        params = presets.load_checkpoint(
-            checkpoint_dir or preset, preset=preset_name, download=download, progress=progress
+        return preset_io.load(
+            preset,
+            expected=cls,
+            checkpoint_dir=checkpoint_dir,
+            download=download,
+            progress=progress,
+            **kwargs,
         )
-        spec = presets.PRESETS[preset_name]
-        backbone = MT3Backbone(**spec.get("backbone", {}))
-        convert_t5x.load_t5x_weights(backbone, params)
-        return cls(backbone, vocabulary=spec["vocabulary"], **kwargs)
+
+    def save_to_preset(self, preset_dir, *, overwrite=True):
+        """Saves the model as a preset folder (config, weights, metadata; see
+        `keras_mt3.preset_io`) that `from_preset(preset_dir)` loads; returns its path."""
+        from keras_mt3 import preset_io
+
+        return preset_io.save_to_preset(self, preset_dir, overwrite=overwrite)
 
     def get_config(self):
         config = super().get_config()

@@ -9,16 +9,13 @@ The SavedModel is written into a temporary folder beside `path` and renamed into
 `path` never holds a half-written model (TF Serving may be watching it).
 """
 
-import contextlib
 import dataclasses
 import json
-import os
 import pathlib
-import shutil
-import tempfile
 
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.saved_model import signatures as names
+from keras_mt3.utils import atomic_folder
 
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 
@@ -100,7 +97,7 @@ def export(
         return export_in_tensorflow_subprocess(
             backbone, vocabulary, path, options, overwrite=overwrite, progress=progress
         )
-    with _staging_folder(path, overwrite) as staging:
+    with atomic_folder(path, lambda: check_export_target(path, overwrite)) as staging:
         _write_saved_model(backbone, vocabulary, staging, options, progress, verbose)
     return path
 
@@ -235,33 +232,3 @@ def is_keras_mt3_export(path):
     return (path / "saved_model.pb").is_file() and isinstance(recorded, dict) and (
         "keras_mt3_version" in recorded
     )
-
-
-@contextlib.contextmanager
-def _staging_folder(path, overwrite):
-    """A temporary folder beside `path` that becomes `path` if the block succeeds."""
-    from keras_mt3.utils import current_umask
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(
-            tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        )
-    except OSError as error:
-        raise KerasMT3Error(f"cannot create {path}: {error.strerror or error}") from error
-    try:
-        yield staging
-        # mkdtemp made it private (0700); a TF Serving account must be able to read the model.
-        os.chmod(staging, 0o777 & ~current_umask())
-        check_export_target(path, overwrite)
-        if path.exists():
-            retired = pathlib.Path(
-                tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
-            )
-            os.replace(path, retired / path.name)
-            os.replace(staging, path)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

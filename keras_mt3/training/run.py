@@ -113,9 +113,8 @@ def train(config: TrainingConfig) -> TrainingResult:
             verbose=config.verbose if config.verbose == "auto" else int(config.verbose),
             shuffle=False,  # the pipeline draws windows in random order itself
         )
-    from keras_mt3.checkpoints.convert_t5x import save_preset
 
-    preset_dir = save_preset(model.backbone, output / "preset", vocabulary=model.vocabulary.name)
+    preset_dir = model.save_to_preset(output / "preset")
     return TrainingResult(model, pathlib.Path(preset_dir), history, skip_log)
 
 

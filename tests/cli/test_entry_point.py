@@ -64,12 +64,12 @@ def test_backend_flag_wins_over_the_environment(tmp_path):
 def test_ctrl_c_exits_130_without_a_traceback_or_a_partial_file(tmp_path):
     from helpers import tiny_mt3_backbone
 
-    from keras_mt3.checkpoints.convert_t5x import save_preset
     from keras_mt3.constants import MAX_DECODE_LENGTH
+    from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
     # A random tiny model rarely emits EOS, so it decodes every segment to full length.
     backbone = tiny_mt3_backbone(max_decoder_length=MAX_DECODE_LENGTH)
-    preset = save_preset(backbone, tmp_path / "preset")
+    preset = MT3Transcriber(backbone).save_to_preset(tmp_path / "preset")
     rng = np.random.default_rng(0)
     soundfile.write(tmp_path / "a.wav", rng.normal(scale=0.1, size=16000), 16000)
     soundfile.write(tmp_path / "b.wav", rng.normal(scale=0.1, size=16000 * 600), 16000)

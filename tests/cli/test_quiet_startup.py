@@ -32,7 +32,8 @@ def tiny_preset(tmp_path_factory):
 
     from helpers import tiny_mt3_backbone
 
-    from keras_mt3.checkpoints.convert_t5x import save_preset
+    from keras_mt3.models.mt3_transcriber import MT3Transcriber
+
     from keras_mt3.constants import EOS_ID, MAX_DECODE_LENGTH
 
     backbone = tiny_mt3_backbone(max_decoder_length=MAX_DECODE_LENGTH, dropout=0.0)
@@ -44,7 +45,7 @@ def tiny_preset(tmp_path_factory):
     logits[:, EOS_ID] = 1.0
     backbone.logits_dense.kernel.assign(logits)
     directory = tmp_path_factory.mktemp("preset") / "tiny"
-    save_preset(backbone, directory, vocabulary="mt3")
+    MT3Transcriber(backbone, vocabulary="mt3").save_to_preset(directory)
     return directory
 
 

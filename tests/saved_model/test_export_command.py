@@ -13,10 +13,11 @@ from keras_mt3.saved_model import signatures as names
 
 @pytest.fixture(scope="module")
 def preset_dir(tensorflow_backend, tmp_path_factory):
-    from keras_mt3.checkpoints.convert_t5x import save_preset
+    from keras_mt3.models.mt3_transcriber import MT3Transcriber
 
     directory = tmp_path_factory.mktemp("preset") / "tiny"
-    save_preset(build_tiny_backbone(max_decoder_length=1024), directory, vocabulary="mt3")
+    backbone = build_tiny_backbone(max_decoder_length=1024)
+    MT3Transcriber(backbone, vocabulary="mt3").save_to_preset(directory)
     return directory
 
 
