@@ -10,13 +10,12 @@ A preset folder holds
 - `metadata.json`: the keras-mt3 and Keras versions, the date, the parameter count and, for a
   converted checkpoint, what it was converted from (`source`).
 
-Nothing here imports a model class: `load_preset_dir` deserializes whatever registered class the
-config names. `load` is what `MT3Transcriber.from_preset` calls. It takes a preset folder, a
-`hf://owner/repo` or `kaggle://owner/model/framework/variation[/version]` handle (downloaded by
-huggingface_hub or kagglehub, the `hf` and `kaggle` extras), or a T5X source: a preset name,
-whose official checkpoint is converted once into the cache, or a T5X checkpoint folder. T5X
-sources go to `keras_mt3.checkpoints.convert_t5x`, imported only then, with the class the caller
-expects: the converter builds that class, so it needs no import of the models either.
+Nothing here imports a model class or knows T5X: `load_preset_dir` deserializes whatever
+registered class the config names. `load` takes a preset folder or a `hf://owner/repo` or
+`kaggle://owner/model/framework/variation[/version]` handle (downloaded by huggingface_hub or
+kagglehub, the `hf` and `kaggle` extras). Preset names and T5X checkpoint folders are the
+converter's (`keras_mt3.checkpoints.convert_t5x.load_preset`, what `MT3Transcriber.from_preset`
+calls), which comes here for everything else.
 """
 
 import datetime
@@ -36,51 +35,36 @@ KAGGLE_PREFIX = "kaggle://"
 _UNSAVED_CONFIG_KEYS = ("compile_config",)
 
 
-def load(source, *, expected=None, checkpoint_dir=None, download=True, progress=None, **overrides):
-    """The model of a preset folder, hub handle, preset name or T5X checkpoint folder.
+def load(source, *, expected=None, **overrides):
+    """The model of a preset folder or a `hf://` / `kaggle://` handle.
 
     Args:
-        source: see the module docstring.
+        source: a preset folder (see the module docstring) or a hub handle.
         expected: the class the model must be (an instance of).
-        checkpoint_dir: for a preset name, read its T5X checkpoint from this folder.
-        download: allow downloading the official checkpoint (preset names only).
-        progress: show progress bars (default: when stderr is a terminal).
-        **overrides: config entries to replace, e.g. `batch_size=2`.
+        **overrides: config entries to replace, e.g. `decode_batch_size=2`.
 
     Raises:
-        PresetError: the source is unknown, missing, unreadable or holds another class.
+        PresetError: the source is missing, unreadable, not a preset or holds another class.
     """
-    from keras_mt3.presets import PRESETS
-
     text = os.fspath(source)
-    if checkpoint_dir is not None and text not in PRESETS:
-        raise PresetError(
-            f"a checkpoint folder (checkpoint_dir, --checkpoint-dir) goes with a preset name "
-            f"({', '.join(sorted(PRESETS))}), and {text!r} is not one: pass the folder itself "
-            "as the preset instead"
-        )
     if text.startswith((HF_PREFIX, KAGGLE_PREFIX)):
         model = load_preset_dir(download_preset(text), **overrides)
-    elif text not in PRESETS and is_preset_dir(source):  # a name wins over a folder
+    elif is_preset_dir(source):
         model = load_preset_dir(source, **overrides)
-    elif expected is None:
-        raise PresetError(
-            f"{text} is not a Keras preset folder; a preset name or T5X checkpoint converts into "
-            "a model class: load it with MT3Transcriber.from_preset"
-        )
     else:
-        from keras_mt3.checkpoints import convert_t5x
-
-        model = convert_t5x.load_t5x_source(
-            source, expected, checkpoint_dir=checkpoint_dir, download=download,
-            progress=progress, **overrides,
-        )
+        raise PresetError(f"{text} is neither a Keras preset folder nor a hub handle")
     if expected is not None and not isinstance(model, expected):
         raise PresetError(
             f"{text} holds a {type(model).__name__}, not a {expected.__name__}; load it with "
             f"{type(model).__name__}.from_preset"
         )
     return model
+
+
+def is_keras_preset(source):
+    """Whether `source` names a Keras preset: a hub handle or a folder with a `config.json`."""
+    text = os.fspath(source)
+    return text.startswith((HF_PREFIX, KAGGLE_PREFIX)) or is_preset_dir(text)
 
 
 def is_preset_dir(directory):

@@ -1,6 +1,6 @@
 """Saving and loading presets: a preset folder and a `.keras` file give back the same model,
 hub handles resolve through huggingface_hub's and kagglehub's own caches (offline), and
-nothing below the converter imports it."""
+neither preset_io nor the converter imports a model class."""
 
 import ast
 import json
@@ -12,9 +12,9 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import tiny_transcriber
 
 from keras_mt3 import preset_io
-from keras_mt3.codec.vocabulary import MT3_VOCABULARY
 from keras_mt3.errors import PresetError
 from keras_mt3.models.mt3_backbone import MT3Backbone
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
@@ -24,13 +24,7 @@ PACKAGE = pathlib.Path(preset_io.__file__).resolve().parent
 
 @pytest.fixture(scope="module")
 def tiny():
-    keras.utils.set_random_seed(0)
-    backbone = MT3Backbone(
-        vocabulary_size=MT3_VOCABULARY.num_embeddings, hidden_dim=16, num_heads=2, head_dim=8,
-        intermediate_dim=32, num_encoder_layers=1, num_decoder_layers=1, max_decoder_length=16,
-        dropout=0.0,
-    )
-    return MT3Transcriber(backbone, batch_size=2, max_decode_length=12)
+    return tiny_transcriber(decode_batch_size=2, max_decode_length=12, dropout=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +49,10 @@ def test_save_to_preset_then_from_preset_gives_identical_tokens(tiny, log_mel, t
     assert metadata["parameter_count"] == tiny.count_params() > 0
     assert metadata["keras_version"] == keras.__version__ and metadata["date"]
     loaded = MT3Transcriber.from_preset(directory)
-    assert (loaded.batch_size, loaded.max_decode_length) == (2, 12)
+    assert (loaded.decode_batch_size, loaded.max_decode_length) == (2, 12)
     np.testing.assert_array_equal(loaded.generate(log_mel), tokens)
     # Saved settings can be replaced at load time.
-    assert MT3Transcriber.from_preset(str(directory), batch_size=1).batch_size == 1
+    assert MT3Transcriber.from_preset(str(directory), decode_batch_size=1).decode_batch_size == 1
 
 
 def test_keras_file_round_trip_gives_identical_tokens(tiny, log_mel, tokens, tmp_path):
@@ -174,17 +168,17 @@ def _imported_modules(path):
 
 
 @pytest.mark.backend_independent
-def test_models_and_preset_io_never_import_the_converter_or_model_classes():
-    for path in sorted((PACKAGE / "models").glob("*.py")):
-        imported = [m for m in _imported_modules(path) if m.startswith("keras_mt3.checkpoints")]
+def test_neither_the_converter_nor_preset_io_imports_a_model_class():
+    # The converter builds the class from_preset hands it; preset_io deserializes by name.
+    for path in sorted((PACKAGE / "checkpoints").glob("*.py")):
+        imported = [m for m in _imported_modules(path) if m.startswith("keras_mt3.models")]
         assert not imported, path
-    # preset_io reaches the converter (which imports models) only through a call.
-    top_level = [
-        node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
-        for node in ast.parse((PACKAGE / "preset_io.py").read_text()).body
-        if isinstance(node, (ast.Import, ast.ImportFrom))
+    imported = [
+        m for m in _imported_modules(PACKAGE / "preset_io.py")
+        if m.startswith(("keras_mt3.checkpoints", "keras_mt3.models"))
     ]
-    assert not [m for m in top_level if m.startswith(("keras_mt3.checkpoints", "keras_mt3.models"))]
+    assert not imported
+    # The model reaches the converter only when from_preset is called.
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, keras_mt3.models.mt3_transcriber, keras_mt3.preset_io;"
          "print(sorted(m for m in sys.modules if m.startswith('keras_mt3.checkpoints')))"],

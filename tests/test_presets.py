@@ -12,7 +12,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from keras_mt3 import presets
+from keras_mt3.checkpoints import presets
 from keras_mt3.errors import CheckpointError
 from keras_mt3.errors import PresetError
 

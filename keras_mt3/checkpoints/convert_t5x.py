@@ -1,9 +1,9 @@
 """T5X MT3 checkpoints -> `MT3Transcriber`s and Keras presets.
 
-The one place that knows how T5X names and lays out MT3's weights. It imports no model class:
-`keras_mt3.preset_io.load` hands it T5X sources together with the class to build
-(`MT3Transcriber`, whose `backbone_cls` builds the backbone), so the package graph stays
-acyclic (models -> preset_io -> checkpoints, never back).
+The one place that knows how T5X names and lays out MT3's weights, and `load_preset`, what
+`MT3Transcriber.from_preset` calls. It imports no model class: the caller hands over the class
+to build (`MT3Transcriber`, whose `backbone_cls` builds the backbone), so the package graph
+stays acyclic (models -> checkpoints -> preset_io, never back).
 
 A T5X folder's model is derived from the checkpoint itself: sizes from the parameter shapes
 (`backbone_config_from_t5x`), the vocabulary from the token embedding's rows. An official
@@ -11,13 +11,14 @@ preset's checkpoint is converted once into the cache (`converted_preset`), which
 sha256 of the `checkpoint` file it came from and is converted again when that changes.
 """
 
+import os
 import pathlib
 import shutil
 
 import numpy as np
 
 from keras_mt3 import preset_io
-from keras_mt3 import presets
+from keras_mt3.checkpoints import presets
 from keras_mt3.checkpoints import t5x_checkpoint as t5x
 from keras_mt3.checkpoints.t5x_checkpoint import preview_names
 from keras_mt3.codec import vocabulary as vocabulary_lib
@@ -254,12 +255,38 @@ def _cached_conversion(preset, transcriber_cls, checkpoint_dir, download, progre
     return preset_io.save_to_preset(model, target, source=source), model
 
 
+def load_preset(
+    source, transcriber_cls, *, checkpoint_dir=None, download=True, progress=None, **overrides
+):
+    """The `transcriber_cls` (`MT3Transcriber`) of anything `MT3Transcriber.from_preset` takes:
+    a preset name, a T5X checkpoint folder (both converted here), or a Keras preset folder or
+    hub handle (`preset_io.load`). A preset name wins over a folder of the same name.
+
+    Raises:
+        PresetError: the source is unknown, missing, unreadable or holds another class, or
+            `checkpoint_dir` comes without a preset name.
+    """
+    text = os.fspath(source)
+    if checkpoint_dir is not None and text not in presets.PRESETS:
+        raise PresetError(
+            f"a checkpoint folder (checkpoint_dir, --checkpoint-dir) goes with a preset name "
+            f"({', '.join(sorted(presets.PRESETS))}), and {text!r} is not one: pass the folder "
+            "itself as the preset instead"
+        )
+    if text not in presets.PRESETS and preset_io.is_keras_preset(text):
+        return preset_io.load(text, expected=transcriber_cls, **overrides)
+    return load_t5x_source(
+        source, transcriber_cls, checkpoint_dir=checkpoint_dir, download=download,
+        progress=progress, **overrides,
+    )
+
+
 def load_t5x_source(
     source, transcriber_cls, *, checkpoint_dir=None, download=True, progress=None, **overrides
 ):
     """The `transcriber_cls` (`MT3Transcriber`) of a preset name (converted once, see
     `converted_preset`) or of a T5X checkpoint folder (converted in memory each time); what
-    `preset_io.load` calls for anything that is not a Keras preset. `overrides` go to
+    `load_preset` calls for anything that is not a Keras preset. `overrides` go to
     `transcriber_cls`."""
     if isinstance(source, str) and source in presets.PRESETS:
         cached, converted = _cached_conversion(

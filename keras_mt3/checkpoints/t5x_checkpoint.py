@@ -7,7 +7,7 @@ TensorStore spec naming their zarr folder (relative to the checkpoint directory)
 `optimizer/target` (the model weights) is read. The layout: docs/mt3_details.md#checkpoint-layout.
 
 Every `.zarray` is validated (`parse_zarray`) before a chunk key is listed or memory is
-allocated, and every value read must be finite. The checkpoint downloader (`keras_mt3.presets`)
+allocated, and every value read must be finite. The checkpoint downloader (`keras_mt3.checkpoints.presets`)
 applies the same checks to the files a server sends before it keeps them.
 """
 

@@ -86,11 +86,11 @@ class MT3Transcriber(keras.Model):
             progress: show progress bars (default: when stderr is a terminal).
             **kwargs: replace saved settings, e.g. `decode_batch_size`, `max_decode_length`.
         """
-        from keras_mt3 import preset_io
+        from keras_mt3.checkpoints import convert_t5x
 
-        return preset_io.load(
+        return convert_t5x.load_preset(
             preset,
-            expected=cls,
+            cls,
             checkpoint_dir=checkpoint_dir,
             download=download,
             progress=progress,

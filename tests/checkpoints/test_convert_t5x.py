@@ -7,14 +7,14 @@ import pytest
 from helpers import TINY_BACKBONE_CONFIG, backbone_inputs
 
 from keras_mt3 import preset_io
-from keras_mt3 import presets
+from keras_mt3.checkpoints import presets
 from keras_mt3.checkpoints import t5x_checkpoint
 from keras_mt3.checkpoints.convert_t5x import backbone_config_from_t5x
 from keras_mt3.checkpoints.convert_t5x import convert_t5x_checkpoint
 from keras_mt3.checkpoints.convert_t5x import load_t5x_weights
 from keras_mt3.checkpoints.convert_t5x import t5x_variable_map
 from keras_mt3.codec.vocabulary import MT3_VOCABULARY
-from keras_mt3.constants import MAX_DECODE_LENGTH, NUM_MEL_BINS
+from keras_mt3.constants import NUM_MEL_BINS
 from keras_mt3.errors import CheckpointError
 from keras_mt3.errors import PresetError
 from keras_mt3.models.mt3_backbone import MT3Backbone
@@ -30,8 +30,8 @@ TINY = dict(
     num_decoder_layers=3,
     input_dim=NUM_MEL_BINS,
     max_encoder_length=MT3_VOCABULARY.input_frames,
-    max_decoder_length=MAX_DECODE_LENGTH,  # not in a checkpoint: a conversion uses the default
 )
+del TINY["max_decoder_length"]  # not in a checkpoint: a conversion keeps the default
 HEAD_DIM = TINY["head_dim"]
 QUERY = "decoder/layers_1/encoder_decoder_attention/query/kernel"
 OUT = "encoder/layers_0/attention/out/kernel"
@@ -159,8 +159,8 @@ def test_convert_writes_a_preset_that_loads_as_the_same_model(tmp_path, tiny_che
 
 def test_a_t5x_folder_loads_directly_with_the_sizes_it_has(tiny_checkpoint):
     checkpoint, params = tiny_checkpoint
-    model = MT3Transcriber.from_preset(checkpoint, batch_size=3)
-    assert model.batch_size == 3 and model.backbone.num_decoder_layers == 3
+    model = MT3Transcriber.from_preset(checkpoint, decode_batch_size=3)
+    assert model.decode_batch_size == 3 and model.backbone.num_decoder_layers == 3
     np.testing.assert_array_equal(_logits(model), _direct_logits(params))
 
 
@@ -205,8 +205,8 @@ def test_a_preset_is_converted_once_then_loaded_from_the_cache(tiny_preset, monk
     source = preset_io.read_metadata(cached)["source"]
     assert source["preset"] == "tiny" and source["format"] == "t5x"
     monkeypatch.setattr(t5x_checkpoint, "read_t5x_checkpoint", _never_read)
-    second = MT3Transcriber.from_preset("tiny", batch_size=1)
-    assert second.batch_size == 1 and first.batch_size == 16
+    second = MT3Transcriber.from_preset("tiny", decode_batch_size=1)
+    assert second.decode_batch_size == 1 and first.decode_batch_size == 16
     np.testing.assert_array_equal(_logits(second), _direct_logits(params))
     np.testing.assert_array_equal(_logits(first), _logits(second))
     assert [p.name for p in cached.parent.iterdir()] == ["tiny"]  # no staging folders

@@ -34,7 +34,7 @@ CACHE_ENV = "KERAS_MT3_CACHE"
 ALLOW_HTTP_ENV = "KERAS_MT3_ALLOW_HTTP"
 COMPLETE_MARKER = "COMPLETE"
 CHECKPOINT_FILE = t5x.CHECKPOINT_FILE
-MANIFEST_DIR = pathlib.Path(__file__).resolve().parent / "manifests"
+MANIFEST_DIR = pathlib.Path(__file__).resolve().parents[1] / "manifests"
 
 PRESETS = {
     "mt3": {
