@@ -111,14 +111,14 @@ def parse_args(argv=None):
     )
     add = parser.add_argument
     add("--output", default="runs/finetune_ensemble", help="output folder (history, preset/)")
-    add("--steps", type=int, default=300, help="training steps")
+    add("--steps", type=int, default=200, help="training steps")
     add("--steps-per-epoch", type=int, default=50, help="steps per line of progress")
     add("--batch-size", type=int, default=4, help="windows per step")
     add("--target-length", type=int, default=TARGET_LENGTH, help="target tokens per window")
     add("--train", choices=sorted(TRAINABLE_PARTS), default="decoder",
         help="what trains; the rest is frozen")
     add("--optimizer", choices=("adafactor", "adamw"), default="adafactor")
-    add("--learning-rate", type=float, default=1e-4)
+    add("--learning-rate", type=float, default=1e-3, help="constant; Adafactor scales it by each weight's RMS")
     add("--gain-db", type=float, default=6.0, help="random gain in [-x, +x] dB per window")
     add("--noise-snr-db", type=float, default=30.0,
         help="white noise at least this far below the window's level (dB); 0 disables")
