@@ -9,8 +9,8 @@ undLicht` (25.4 s, same four players), for testing. Training windows are MT3's: 
 windows at any 8 ms frame offset, tie sections, full General MIDI programs, cut by
 `keras_mt3.data`; each window gets a random gain and a little noise (neither changes a pitch or
 a note time, so the targets stay exact). Only the decoder trains: it writes the instrument
-names, and a frozen encoder halves the step time (docs/training.md, "Fine-tuning on a real
-ensemble", has the measurements behind every default).
+names; a frozen encoder makes the steps cheaper and forgets less of MT3's other music
+(docs/training.md, "Fine-tuning on a real ensemble", has the measurements behind the defaults).
 
 At the end it transcribes the held-out chorale, and, to check that the model has not forgotten
 what it knew, the piano chorale and the multi_band clip of `../shared/reference/mt3`, with the
@@ -118,7 +118,8 @@ def parse_args(argv=None):
     add("--train", choices=sorted(TRAINABLE_PARTS), default="decoder",
         help="what trains; the rest is frozen")
     add("--optimizer", choices=("adafactor", "adamw"), default="adafactor")
-    add("--learning-rate", type=float, default=1e-3, help="constant; Adafactor scales it by each weight's RMS")
+    add("--learning-rate", type=float, default=1e-3,
+        help="constant; Adafactor scales it by each weight's RMS")
     add("--gain-db", type=float, default=6.0, help="random gain in [-x, +x] dB per window")
     add("--noise-snr-db", type=float, default=30.0,
         help="white noise at least this far below the window's level (dB); 0 disables")
@@ -133,7 +134,18 @@ def parse_args(argv=None):
     add("--seed", type=int, default=0)
     add("--verbose", type=int, default=1, help="Keras fit verbosity (1: progress bar, 2: a line "
         "per epoch)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("steps", "steps_per_epoch", "batch_size", "target_length"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    needed = [args.real_dir / f"{TRAIN_CLIP}.{extension}" for extension in ("wav", "mid")]
+    if args.evaluate:
+        needed += [path for files in _clip_files(args.real_dir, args.reference_dir).values()
+                   for path in files]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if missing:
+        parser.error(f"missing {', '.join(missing)}; point --real-dir / --reference-dir at them")
+    return args
 
 
 # ---- what trains ----------------------------------------------------------------------------
@@ -205,10 +217,16 @@ def save_model(model, directory):
 
 def evaluation_clips(real_dir, reference_dir):
     """`{name: (audio path, reference NoteSequence)}` of the clips scored before and after."""
-    paths = {HELD_OUT_CLIP: real_dir / HELD_OUT_CLIP}
-    paths.update({name: reference_dir / name for name in FORGETTING_CLIPS})
     return {
-        name: (str(path) + ".wav", load_midi(str(path) + ".mid")) for name, path in paths.items()
+        name: (str(audio), load_midi(midi))
+        for name, (audio, midi) in _clip_files(real_dir, reference_dir).items()
+    }
+
+
+def _clip_files(real_dir, reference_dir):
+    folders = {HELD_OUT_CLIP: real_dir, **{name: reference_dir for name in FORGETTING_CLIPS}}
+    return {
+        name: (folder / f"{name}.wav", folder / f"{name}.mid") for name, folder in folders.items()
     }
 
 
