@@ -37,6 +37,7 @@ from keras_mt3.midi_io import load_midi
 from keras_mt3.models.losses import MT3Loss
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
 from keras_mt3.models.optimizers import make_optimizer
+from keras_mt3.preprocessing.segments import HOP_LENGTH
 
 SHARED = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
 TRAIN_CLIP = "02-AchLiebenChristen"
@@ -189,7 +190,8 @@ def augmented_batches(pair, config, gain_db, noise_snr_db, seed):
     def augment(index, window):
         draws = tf.random.stateless_uniform([3], seed=[seed, index], dtype=tf.float32)
         samples = window["samples"]
-        valid = tf.cast(tf.range(tf.shape(samples)[0]) < window["num_frames"] * 128, tf.float32)
+        in_clip = tf.range(tf.shape(samples)[0]) < window["num_frames"] * HOP_LENGTH
+        valid = tf.cast(in_clip, tf.float32)  # padding after a clip's end stays silent
         samples = samples * 10.0 ** ((2.0 * draws[0] - 1.0) * gain_db / 20.0)
         if noise_snr_db > 0:
             rms = tf.sqrt(tf.reduce_sum(samples**2) / tf.maximum(tf.reduce_sum(valid), 1.0))

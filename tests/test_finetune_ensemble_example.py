@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
-from keras_mt3.preprocessing.audio_io import load_audio
+from keras_mt3.preprocessing.audio_io import SAMPLE_RATE, load_audio
 
 pytestmark = [pytest.mark.slow, pytest.mark.checkpoint]
 
@@ -56,7 +56,7 @@ def test_finetune_ensemble_trains_the_decoder_and_saves_a_loadable_preset(
 
     assert np.array_equal(kernel(model, first_encoder_layer), kernel(official, first_encoder_layer))
     assert not np.array_equal(kernel(model, logits), kernel(official, logits))
-    audio = load_audio(real_dir / "03-ChristederdubistTagundLicht.wav")[: 4 * 16000]
-    notes = model.transcribe(audio, sample_rate=16000, progress=False).notes
+    audio = load_audio(real_dir / "03-ChristederdubistTagundLicht.wav")[: 4 * SAMPLE_RATE]
+    notes = model.transcribe(audio, sample_rate=SAMPLE_RATE, progress=False).notes
     assert len(notes) > 4
     assert all(0 <= note.start_time < note.end_time <= 4.2 for note in notes)
