@@ -21,6 +21,8 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEST_DATA_DIR = pathlib.Path(os.environ.get("KERAS_MT3_TEST_DATA", REPO_ROOT.parent / "shared"))
 REFERENCE_DIR = TEST_DATA_DIR / "reference" / "mt3"
+REAL_DIR = TEST_DATA_DIR / "reference" / "real"
+REAL_CLIPS = ("02-AchLiebenChristen", "03-ChristederdubistTagundLicht")
 CHECKPOINT_DIR = pathlib.Path(
     os.environ.get("KERAS_MT3_CHECKPOINT_DIR", TEST_DATA_DIR / "checkpoints" / "mt3")
 )
@@ -54,6 +56,15 @@ def reference_dir():
             f"MT3 reference outputs not found in {REFERENCE_DIR} (set KERAS_MT3_TEST_DATA)"
         )
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def real_dir():
+    """The real recordings (Bach10 chorales) with their ground-truth MIDI."""
+    files = [REAL_DIR / f"{clip}.{extension}" for clip in REAL_CLIPS for extension in ("wav", "mid")]
+    if not all(path.is_file() for path in files):
+        missing_test_data(f"real recordings not found in {REAL_DIR} (set KERAS_MT3_TEST_DATA)")
+    return REAL_DIR
 
 
 @pytest.fixture(scope="session")
