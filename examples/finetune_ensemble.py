@@ -22,6 +22,7 @@ official and the fine-tuned model, and prints a before/after table of note F1 sc
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 import time
@@ -30,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_mt3.constants import HOP_LENGTH
 from keras_mt3.data import TranscriptionPair, TrainingDataConfig, window_dataset
 from keras_mt3.data.pipeline import batch_for_model
 from keras_mt3.metrics import ONSET_ONLY, multi_instrument_counts, transcription_metrics
@@ -37,9 +39,11 @@ from keras_mt3.midi_io import load_midi
 from keras_mt3.models.losses import MT3Loss
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
 from keras_mt3.models.optimizers import make_optimizer
-from keras_mt3.preprocessing.segments import HOP_LENGTH
+from keras_mt3.training import default_jit_compile
 
-SHARED = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "reference"
+SHARED = pathlib.Path(
+    os.environ.get("KERAS_MT3_TEST_DATA", pathlib.Path(__file__).resolve().parents[2] / "shared")
+) / "reference"
 TRAIN_CLIP = "02-AchLiebenChristen"
 HELD_OUT_CLIP = "03-ChristederdubistTagundLicht"
 # Clips scored before and after: the held-out chorale, plus two of MT3's own kinds of music
@@ -64,8 +68,7 @@ def main(argv=None):
     model.compile(
         optimizer=make_optimizer(args.optimizer, args.learning_rate),
         loss=MT3Loss(),
-        # XLA under JAX and TensorFlow, eager under torch, as `keras-mt3 train` chooses.
-        jit_compile=keras.backend.backend() != "torch",
+        jit_compile=default_jit_compile(),  # as `keras-mt3 train` chooses
     )
     pair = TranscriptionPair(TRAIN_CLIP, args.real_dir / f"{TRAIN_CLIP}.wav",
                              args.real_dir / f"{TRAIN_CLIP}.mid", dataset="bach10")
@@ -94,7 +97,7 @@ def main(argv=None):
         shuffle=False,  # the pipeline draws windows in random order itself
     )
     train_minutes = (time.perf_counter() - started) / 60
-    preset = save_model(model, output / "preset")
+    preset = model.save_to_preset(output / "preset")
     print(f"trained {epochs * steps_per_epoch} steps in {train_minutes:.1f} min; preset: {preset}")
 
     if clips:
@@ -202,16 +205,6 @@ def augmented_batches(pair, config, gain_db, noise_snr_db, seed):
         return dict(window, samples=samples)
 
     return batch_for_model(windows.map(augment), config.batch_size)
-
-
-# ---- saving ---------------------------------------------------------------------------------
-
-
-def save_model(model, directory):
-    """Writes the fine-tuned model as a preset `MT3Transcriber.from_preset` loads."""
-    from keras_mt3.checkpoints.convert_t5x import save_preset
-
-    return save_preset(model.backbone, directory, vocabulary=model.vocabulary.name)
 
 
 # ---- scoring --------------------------------------------------------------------------------
