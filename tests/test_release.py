@@ -56,7 +56,7 @@ def test_wheel_metadata_is_complete(release_dist):
     urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL"))
     assert urls == project_urls() and all(url.startswith(SOURCE_URL) for url in urls.values())
     assert set(metadata.get_all("Provides-Extra")) == {
-        "jax", "torch", "plot", "notebook", "serving", "serve", "tests"
+        "jax", "torch", "plot", "notebook", "serving", "serve", "hf", "kaggle", "tests"
     }
     classifiers = metadata.get_all("Classifier")
     assert "Programming Language :: Python :: 3" in classifiers and len(classifiers) >= 8
