@@ -14,7 +14,6 @@ batches, clips cached in memory) is measured once, without a model.
 
 import argparse
 import os
-import sys
 import time
 
 from backend_runs import print_result, run_per_backend
