@@ -13,7 +13,9 @@ import pytest
 from keras_mt3.models.mt3_transcriber import MT3Transcriber
 from keras_mt3.preprocessing.audio_io import SAMPLE_RATE, load_audio
 
-pytestmark = [pytest.mark.slow, pytest.mark.checkpoint]
+# The example is backend-neutral Keras code; training under each backend is tested elsewhere
+# (tests/models/test_fine_tuning.py), so one backend is enough here.
+pytestmark = [pytest.mark.slow, pytest.mark.checkpoint, pytest.mark.backend_independent]
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "examples" / "finetune_ensemble.py"
 

@@ -8,6 +8,8 @@ import math
 import keras
 from keras import ops
 
+from keras_mt3.layers.position_embedding import is_per_row
+
 # Masked logits get this bias (as in T5X), so a fully masked row degrades to uniform attention
 # instead of NaN.
 MASK_BIAS = -1e10
@@ -112,6 +114,10 @@ class T5Attention(keras.layers.Layer):
         - `"in_place"`: as `"update"`, but the caller hands the caches over: eager torch writes
           into them instead of copying them (Keras's torch `slice_update` clones the whole
           cache, every layer, every step); compiled backends update in place anyway.
+
+        With a static cache, `index` may also be a `[b]` vector: each row writes and attends up
+        to its own position (decoder slots at different steps,
+        `keras_mt3.models.continuous_batching`).
         """
         key, value = self.project_key_value(inputs)
         query = self.project_query(inputs)
@@ -121,11 +127,20 @@ class T5Attention(keras.layers.Layer):
             return self.attend(query, key_cache, value_cache), key_cache, value_cache
         if cache_write not in CACHE_WRITES:
             raise ValueError(f"cache_write must be one of {CACHE_WRITES}; got {cache_write!r}")
-        write = _write_in_place if cache_write == CACHE_IN_PLACE else _write_copy
-        key_cache = write(key_cache, key, index)
-        value_cache = write(value_cache, value, index)
-        visible = ops.arange(ops.shape(key_cache)[2]) <= index
-        outputs = self.attend(query, key_cache, value_cache, visible[None, None, :])
+        in_place = cache_write == CACHE_IN_PLACE
+        if is_per_row(index):
+            key_cache = _write_rows(key_cache, key, index, in_place)
+            value_cache = _write_rows(value_cache, value, index, in_place)
+        else:
+            write = _write_in_place if in_place else _write_copy
+            key_cache = write(key_cache, key, index)
+            value_cache = write(value_cache, value, index)
+        positions = ops.arange(ops.shape(key_cache)[2])
+        if is_per_row(index):
+            visible = (positions[None, :] <= index[:, None])[:, None, :]
+        else:
+            visible = (positions <= index)[None, None, :]
+        outputs = self.attend(query, key_cache, value_cache, visible)
         return outputs, key_cache, value_cache
 
     def get_config(self):
@@ -158,6 +173,23 @@ def _write_in_place(cache, update, index):
         cache[:, :, index : index + 1] = update
         return cache
     return _write_copy(cache, update, index)
+
+
+def _write_rows(cache, update, index, in_place):
+    """Writes row `b` of `update` `[b, heads, 1, head_dim]` at cache position `index[b]`."""
+    batch_size, num_heads, _, head_dim = ops.shape(cache)
+    if keras.backend.backend() == "torch" and in_place:
+        import torch
+
+        rows = torch.arange(batch_size, device=cache.device)[:, None]
+        heads = torch.arange(num_heads, device=cache.device)[None, :]
+        cache[rows, heads, index[:, None]] = update[:, :, 0]
+        return cache
+    rows = ops.repeat(ops.arange(batch_size, dtype="int32"), num_heads)
+    heads = ops.tile(ops.arange(num_heads, dtype="int32"), [batch_size])
+    positions = ops.repeat(ops.cast(index, "int32"), num_heads)
+    indices = ops.stack([rows, heads, positions], axis=1)
+    return ops.scatter_update(cache, indices, ops.reshape(update, (-1, head_dim)))
 
 
 def _project(inputs, kernel):

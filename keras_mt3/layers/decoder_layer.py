@@ -90,8 +90,9 @@ class MT3DecoderLayer(keras.layers.Layer):
     ):
         """One decoding position. Returns `(outputs, self_key_cache, self_value_cache)`.
 
-        `cache_write` is `T5Attention.attend_with_cache`'s: static caches written in place
-        (`"update"`, the default) or caches that grow by this position (`"append"`).
+        `cache_write` and `index` are `T5Attention.attend_with_cache`'s:
+        static caches written in place (`"update"`, the default) or caches that grow by this
+        position (`"append"`); one position for all rows or one per row.
 
         Sublayers are run through `.call`: this runs once per layer per generated token, and
         under eager torch `Layer.__call__`'s bookkeeping costs more than the math itself.

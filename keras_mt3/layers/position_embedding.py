@@ -27,12 +27,20 @@ def sinusoidal_position_table(length, dim, min_timescale=1.0, max_timescale=1000
     return table
 
 
+def is_per_row(index):
+    """Whether a decoding position is one per batch row (a `[batch]` tensor) rather than one
+    for the whole batch (an int or scalar tensor)."""
+    return not isinstance(index, int) and len(ops.shape(index)) == 1
+
+
 @keras.saving.register_keras_serializable(package="keras_mt3")
 class SinusoidalPositionEmbedding(keras.layers.Layer):
     """Adds the fixed MT3 position table to `[batch, length, dim]` inputs.
 
     The table is a constant (not a weight): nothing is learned or stored in checkpoints.
-    `start_index` (an int or scalar tensor) offsets the positions, for one-step decoding.
+    `start_index` (an int or scalar tensor) offsets the positions, for one-step decoding; a
+    `[batch]` vector gives each row of a one-position input its own position (decoder slots
+    at different steps, `keras_mt3.models.continuous_batching`).
     """
 
     def __init__(self, max_length, **kwargs):
@@ -49,6 +57,8 @@ class SinusoidalPositionEmbedding(keras.layers.Layer):
         return ops.slice(self._table, (start_index, 0), (length, ops.shape(self._table)[1]))
 
     def call(self, inputs, start_index=0):
+        if is_per_row(start_index):
+            return inputs + ops.take(self._table, start_index, axis=0)[:, None, :]
         length = ops.shape(inputs)[1]
         return inputs + self.position_rows(start_index, length)[None]
 

@@ -115,7 +115,7 @@ def make_greedy_decode_fn(
 
     backend = keras.backend.backend()
     if backend == "jax" and jit:
-        return _jax_compiled(backbone, decode)
+        return jax_compiled(backbone, decode)
     if backend == "tensorflow" and jit:
         import tensorflow as tf
 
@@ -173,7 +173,11 @@ def _jax_compiler_options():
     return xla_cpu.JAX_COMPILER_OPTIONS
 
 
-def _jax_compiled(backbone, function):
+def jax_compiled(backbone, function, donate_first=False):
+    """`function` under `jax.jit`, with `backbone`'s weights passed in as arguments (not baked
+    into the program as constants). `donate_first` hands the first argument's buffers to the
+    program, which may then update them in place (a decoding state carried from call to call).
+    """
     import jax
 
     variables = list(backbone.variables)
@@ -182,5 +186,9 @@ def _jax_compiled(backbone, function):
         with keras.StatelessScope(state_mapping=list(zip(variables, values))):
             return function(*inputs)
 
-    compiled = jax.jit(stateless, compiler_options=_jax_compiler_options())
+    compiled = jax.jit(
+        stateless,
+        compiler_options=_jax_compiler_options(),
+        donate_argnums=(1,) if donate_first else (),
+    )
     return lambda *inputs: compiled([v.value for v in variables], *inputs)

@@ -217,7 +217,8 @@ class MT3Backbone(keras.Model):
         )
 
     def decode_step(self, token_ids, cache, index, cache_write=CACHE_UPDATE):
-        """Feeds `token_ids` `[B, 1]` at decoder position `index` (int or scalar tensor).
+        """Feeds `token_ids` `[B, 1]` at decoder position `index` (int or scalar tensor, or a
+        `[B]` vector of per-row positions).
 
         Returns `(logits [B, vocabulary_size], cache)`; the new cache holds this position's
         self-attention keys/values. Results equal `decode` on the full prefix.

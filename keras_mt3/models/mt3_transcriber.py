@@ -1,19 +1,29 @@
 """MT3Transcriber: the task model. Audio in, NoteSequence out; trains with `fit`."""
 
+import functools
+import os
 import pathlib
 import time
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import keras
 import numpy as np
+from note_seq.protobuf import music_pb2
 
 from keras_mt3.codec import vocabulary as vocabulary_lib
 from keras_mt3.codec.detokenize import tokens_to_note_sequence
 from keras_mt3.constants import HOP_LENGTH, MAX_DECODE_LENGTH
+from keras_mt3.errors import KerasMT3Error
 from keras_mt3.layers.log_mel_spectrogram import LogMelSpectrogram
+from keras_mt3.models.continuous_batching import SlotDecoder
 from keras_mt3.models.greedy_decoding import make_greedy_decode_fn
 from keras_mt3.models.mt3_backbone import MT3Backbone
 from keras_mt3.preprocessing import audio_io
 from keras_mt3.preprocessing import segments as segments_lib
+
+# What `transcribe_many` reads: a path, the encoded file's bytes, or a binary file object.
+AudioSource = str | os.PathLike | bytes | BinaryIO
 
 # Batch shapes the decode programs are compiled for: powers of two up to BATCH_SIZE_STEP,
 # then its multiples.
@@ -60,6 +70,7 @@ class MT3Transcriber(keras.Model):
         self.frontend = LogMelSpectrogram(name="log_mel_spectrogram")
         self._decode_fn = None
         self._audio_decode_fn = None
+        self._slot_decoders = {}
         self.build()
 
     def build(self, input_shape=None):
@@ -157,6 +168,18 @@ class MT3Transcriber(keras.Model):
             np.asarray(num_frames, "int32"),
         )
 
+    def _slot_decoder(self, num_segments=None):
+        """The `SlotDecoder` for `num_segments` (None: unknown), one per pool size: a pool
+        no larger than the work (`padded_batch_size`) spares a short clip idle slots."""
+        num_slots = self.decode_batch_size
+        if num_segments is not None:
+            num_slots = padded_batch_size(max(num_segments, 1), self.decode_batch_size)
+        if num_slots not in self._slot_decoders:
+            self._slot_decoders[num_slots] = SlotDecoder(
+                self.backbone, self.frontend, num_slots, self.max_decode_length
+            )
+        return self._slot_decoders[num_slots]
+
     def _run_padded(self, decode_fn, *batch):
         count = len(batch[0])
         padded_count = padded_batch_size(count, self.decode_batch_size)
@@ -189,22 +212,17 @@ class MT3Transcriber(keras.Model):
                 for files, which carry their own rate.
             progress: show a progress bar (default: when stderr is a terminal).
             progress_callback: called as `progress_callback(segments_done, segments_total)`
-                before the first batch and after each one, for progress shown elsewhere (a web
+                before the first segment and after each one, for progress shown elsewhere (a web
                 page). `segments_total` is None when the length is not known up front (bytes,
                 file objects). An exception it raises stops the transcription there, which is
                 how a caller cancels one.
             return_details: also return a dict with counts and timings.
         """
-        from keras_mt3.utils import progress_bar
-
         started = time.perf_counter()
         if audio_io.is_sample_array(audio):
             _check_array_rate(sample_rate)
             samples = audio_io.load_audio(np.asarray(audio), source_sample_rate=sample_rate)
-            batches = segments_lib.batched_segments(
-                [samples], self.frames_per_segment, self.decode_batch_size
-            )
-            total_seconds = len(samples) / audio_io.SAMPLE_RATE
+            blocks, total_seconds = [samples], len(samples) / audio_io.SAMPLE_RATE
         else:
             if sample_rate is not None:
                 raise audio_io.AudioLoadError(
@@ -212,32 +230,113 @@ class MT3Transcriber(keras.Model):
                     "rate. Drop the argument."
                 )
             total_seconds = audio_io.audio_duration(audio) if _is_path(audio) else None
-            batches = segments_lib.batched_segments(
-                audio_io.stream_audio(audio), self.frames_per_segment, self.decode_batch_size
-            )
-        segment_seconds = self.frames_per_segment * HOP_LENGTH / audio_io.SAMPLE_RATE
-        total_segments = None if total_seconds is None else int(np.ceil(total_seconds / segment_seconds))
-        segment_tokens, start_times = [], []
-        report = progress_callback or (lambda done, total: None)
-        report(0, total_segments)
-        with progress_bar(total=total_segments, desc="transcribing", unit="seg", enabled=progress) as bar:
-            for batch in batches:
-                tokens = self._transcribe_batch(batch.samples, batch.num_frames)
-                segment_tokens.extend(tokens)
-                start_times.extend(segments_lib.decode_start_times(batch.start_times))
-                bar.update(len(tokens))
-                report(len(segment_tokens), total_segments)
-        result = tokens_to_note_sequence(segment_tokens, start_times, self.vocabulary)
+            blocks = audio_io.stream_audio(audio)
+        total_segments = None if total_seconds is None else self._count_segments(total_seconds)
+        ((_, decoded),) = self._decode_files(
+            [(audio, lambda: blocks)], total_segments, progress, progress_callback, catch=False
+        )
+        result = decoded.detokenized
         if not return_details:
             return result.note_sequence
         details = {
-            "num_segments": len(segment_tokens),
+            "num_segments": decoded.num_segments,
             "num_notes": len(result.note_sequence.notes),
             "num_invalid_events": result.num_invalid_events,
             "num_dropped_events": result.num_dropped_events,
             "seconds": time.perf_counter() - started,
         }
         return result.note_sequence, details
+
+    def transcribe_many(
+        self,
+        sources: Iterable[AudioSource],
+        *,
+        progress: bool | None = None,
+        return_errors: bool = False,
+    ) -> Iterator[tuple[AudioSource, music_pb2.NoteSequence | KerasMT3Error]]:
+        """Transcribes many audio files; yields `(source, NoteSequence)` per file, in order.
+
+        The files' segments share the decoder's slots (`SlotDecoder`): a slot that frees up
+        takes the next segment, from the same file or the next, so this is faster than calling
+        `transcribe` file by file. Files are read as their segments are needed, and each result
+        is yielded once its file is done, so memory stays bounded however many files there are.
+
+        Args:
+            sources: paths, bytes or binary file objects (arrays: use `transcribe`).
+            progress: show a progress bar over all files (default: when stderr is a terminal).
+            return_errors: a file that cannot be read yields `(source, error)` (a
+                `KerasMT3Error`) and the others go on; by default the error is raised.
+        """
+        sources = list(sources)
+        durations = [_duration_or_none(source) for source in sources]
+        total_segments = None
+        if all(duration is not None for duration in durations):
+            total_segments = sum(self._count_segments(duration) for duration in durations)
+        files = [(source, functools.partial(audio_io.stream_audio, source)) for source in sources]
+        for source, decoded in self._decode_files(files, total_segments, progress, None, catch=True):
+            if decoded.error is None:
+                yield source, decoded.detokenized.note_sequence
+            elif return_errors:
+                yield source, decoded.error
+            else:
+                raise decoded.error
+
+    def _count_segments(self, seconds):
+        segment_seconds = self.frames_per_segment * HOP_LENGTH / audio_io.SAMPLE_RATE
+        return int(np.ceil(seconds / segment_seconds))
+
+    def _decode_files(self, files, total_segments, progress, progress_callback, catch):
+        """Decodes `(source, open_blocks)` files through one `SlotDecoder`; yields
+        `(source, _FileTokens)` in the files' order, each as soon as it and those before it are
+        done: `.detokenized` holds the notes, or `.error` the `KerasMT3Error` that stopped a
+        file's reading (with `catch`; otherwise it propagates)."""
+        from keras_mt3.utils import progress_bar
+
+        files = list(files)
+        pending = [_FileTokens() for _ in files]
+        done_segments = 0
+        report = progress_callback or (lambda done, total: None)
+
+        def numbered_segments():
+            for file_index, (_, open_blocks) in enumerate(files):
+                record = pending[file_index]
+                try:
+                    batches = segments_lib.batched_segments(
+                        open_blocks(), self.frames_per_segment, self.decode_batch_size
+                    )
+                    for batch in batches:
+                        for samples, num_frames, start_time in zip(*batch):
+                            record.start_times.append(start_time)
+                            key = (file_index, len(record.start_times) - 1)
+                            yield key, samples, int(num_frames)
+                except KerasMT3Error as error:
+                    if not catch:
+                        raise
+                    record.error = error
+                record.read = True
+
+        next_file = 0
+
+        def finished_files():
+            nonlocal next_file
+            while next_file < len(files) and pending[next_file].done():
+                record = pending[next_file]
+                pending[next_file] = None  # the tokens are not needed any more
+                record.detokenize(self.vocabulary)
+                yield files[next_file][0], record
+                next_file += 1
+
+        report(0, total_segments)
+        decoder = self._slot_decoder(total_segments)
+        with progress_bar(total=total_segments, desc="transcribing", unit="seg", enabled=progress) as bar:
+            for (file_index, segment_index), tokens in decoder.decode(numbered_segments()):
+                if pending[file_index] is not None:
+                    pending[file_index].tokens[segment_index] = tokens
+                done_segments += 1
+                bar.update(1)
+                report(done_segments, total_segments)
+                yield from finished_files()
+        yield from finished_files()
 
     def transcribe_to_midi(self, audio, midi_path, **kwargs):
         """Transcribes `audio` and writes a MIDI file atomically; returns the NoteSequence."""
@@ -264,6 +363,38 @@ def padded_batch_size(count, decode_batch_size):
     else:
         padded = -(-count // BATCH_SIZE_STEP) * BATCH_SIZE_STEP
     return min(padded, decode_batch_size)
+
+
+class _FileTokens:
+    """One file's decoded segments while `MT3Transcriber._decode_files` runs."""
+
+    def __init__(self):
+        self.start_times = []
+        self.tokens = {}
+        self.read = False
+        self.error = None
+        self.detokenized = None
+
+    @property
+    def num_segments(self):
+        return len(self.start_times)
+
+    def done(self):
+        return self.read and (self.error is not None or len(self.tokens) == self.num_segments)
+
+    def detokenize(self, vocabulary):
+        if self.error is None:
+            segment_tokens = [self.tokens[index] for index in range(self.num_segments)]
+            start_times = segments_lib.decode_start_times(np.asarray(self.start_times, np.float64))
+            self.detokenized = tokens_to_note_sequence(segment_tokens, start_times, vocabulary)
+        self.tokens = {}
+
+
+def _duration_or_none(source):
+    try:
+        return audio_io.audio_duration(source) if _is_path(source) else None
+    except KerasMT3Error:
+        return None
 
 
 def _check_array_rate(sample_rate):

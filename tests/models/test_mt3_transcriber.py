@@ -158,22 +158,22 @@ def test_fused_frontend_decoding_equals_log_mel_then_generate(tiny_transcriber):
     )
 
 
-def test_progress_callback_sees_every_batch_and_can_stop_the_work(tiny_transcriber, tmp_path):
-    path = tmp_path / "five_segments.wav"  # 5 segments of 2.048 s: batches of 2, 2 and 1
+def test_progress_callback_sees_every_segment_and_can_stop_the_work(tiny_transcriber, tmp_path):
+    path = tmp_path / "five_segments.wav"  # 5 segments of 2.048 s
     soundfile.write(path, np.zeros(5 * 32768 - 1000, "float32"), 16000)
     calls = []
     tiny_transcriber.transcribe(path, progress_callback=lambda done, total: calls.append((done, total)))
-    assert calls == [(0, 5), (2, 5), (4, 5), (5, 5)]
+    assert calls == [(done, 5) for done in range(6)]
 
     class Stop(Exception):
         pass
 
-    def stop_after_first_batch(done, total):
+    def stop_after_first_segment(done, total):
         if done:
             raise Stop()
 
     with pytest.raises(Stop):
-        tiny_transcriber.transcribe(path, progress_callback=stop_after_first_batch)
+        tiny_transcriber.transcribe(path, progress_callback=stop_after_first_segment)
 
 
 def test_a_custom_vocabulary_survives_get_config_and_keras_saving(tmp_path):
