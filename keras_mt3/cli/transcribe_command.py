@@ -100,19 +100,28 @@ def run(args):
     ready = [job for job in jobs if _usable(*job)]
     failures = len(jobs) - len(ready)
     model = common.load_transcriber(args) if ready else None
-    for source, target in ready:
-        started = time.perf_counter()
+    started = time.perf_counter()
+    # All files share the decoder's slots (`MT3Transcriber.transcribe_many`); each is written as
+    # soon as it is done.
+    results = ()
+    if ready:
+        results = model.transcribe_many(
+            [source for source, _ in ready],
+            progress=None if not args.no_progress else False,
+            return_errors=True,
+        )
+    # transcribe_many yields the files in the order given.
+    for (source, target), (_, note_sequence) in zip(ready, results):
         try:
-            note_sequence = model.transcribe(
-                source, progress=None if not args.no_progress else False
-            )
+            if isinstance(note_sequence, KerasMT3Error):
+                raise note_sequence
             note_export.save_notes(note_sequence, target, format_name)
         except KerasMT3Error as error:
             failures += 1
             _report(source, error)
             continue
         seconds = time.perf_counter() - started
-        print(f"{source}: {describe(note_sequence)} -> {target} ({seconds:.1f} s)")
+        print(f"{source}: {describe(note_sequence)} -> {target} ({seconds:.1f} s since start)")
     if failures:
         print(f"{failures} of {len(jobs)} files failed", file=sys.stderr)
         return 1

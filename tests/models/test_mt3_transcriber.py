@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import soundfile
-from helpers import note_sequence, reference_notes, tiny_transcriber
+from helpers import note_sequence, note_tuples, reference_notes, tiny_transcriber
 from note_seq.protobuf import music_pb2
 
 from keras_mt3.errors import AudioLoadError, KerasMT3Error
@@ -174,6 +174,29 @@ def test_progress_callback_sees_every_segment_and_can_stop_the_work(tiny_transcr
 
     with pytest.raises(Stop):
         tiny_transcriber.transcribe(path, progress_callback=stop_after_first_segment)
+
+
+def test_transcribe_many_yields_each_file_in_order_as_transcribe_would(tiny_transcriber, tmp_path):
+    rng = np.random.default_rng(4)
+    paths = []
+    for index, seconds in enumerate([5.0, 0.5, 9.0]):
+        paths.append(tmp_path / f"clip{index}.wav")
+        soundfile.write(paths[-1], rng.normal(scale=0.1, size=int(seconds * 16000)), 16000)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF not really a wav file")
+    sources = [paths[0], corrupt, paths[1], paths[2]]
+
+    results = list(tiny_transcriber.transcribe_many(sources, progress=False, return_errors=True))
+    assert [source for source, _ in results] == sources
+    assert isinstance(results[1][1], AudioLoadError)
+    for source, notes in [results[0], results[2], results[3]]:
+        alone = tiny_transcriber.transcribe(source, progress=False)
+        assert note_tuples(notes) == note_tuples(alone)
+    assert len(results[3][1].notes) > 0  # the comparison above is not of empty results
+
+    with pytest.raises(AudioLoadError):
+        list(tiny_transcriber.transcribe_many(sources, progress=False))
+    assert list(tiny_transcriber.transcribe_many([], progress=False)) == []
 
 
 def test_a_custom_vocabulary_survives_get_config_and_keras_saving(tmp_path):
