@@ -18,7 +18,10 @@ times REV's recorded speed-up over the original: this build's speed-up over the 
 original cannot be run here, so that product is the only honest way to state one.
 
 With `--long-minutes N` it also transcribes an N-minute file (the clips repeated) from disk, which
-shows the memory bound for long audio.
+shows the memory bound for long audio. With `--many-files N` it transcribes a folder of N files
+(the clips, then cuts of them: 0-5 s, 3-12 s, the first half) the way `keras-mt3 transcribe
+FOLDER` does in that build (`transcribe_many` where the build has it, else file by file), twice,
+and reports the second pass (compilation excluded).
 
 Test data is read from $KERAS_MT3_TEST_DATA (default ../shared beside the repository).
 """
@@ -53,7 +56,7 @@ def available_clips():
     }
 
 
-def measure(backend, clip_paths, long_minutes, repeats):
+def measure(backend, clip_paths, long_minutes, repeats, many_files=0):
     """Runs inside the per-backend child process; prints one JSON line.
 
     Uses only API that every compared commit has (`from_preset`, `transcribe(array,
@@ -95,6 +98,9 @@ def measure(backend, clip_paths, long_minutes, repeats):
     result["compile_s"] = compile_s
     result["peak_rss_mb_clips"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    if many_files:
+        result["many"] = many_files_result(model, clips, many_files)
+
     if long_minutes:
         joined = np.concatenate(list(clips.values()))
         samples = int(long_minutes * 60 * SAMPLE_RATE)
@@ -112,6 +118,47 @@ def measure(backend, clip_paths, long_minutes, repeats):
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
     print_result(result)
+
+
+def many_files_result(model, clips, count):
+    """Seconds to transcribe `count` files (the clips and cuts of them) from a folder, the
+    second of two passes, as the build's own CLI would."""
+    import time
+
+    import soundfile
+
+    rate = SAMPLE_RATE
+    cuts = (
+        lambda audio: audio,
+        lambda audio: audio[: 5 * rate],
+        lambda audio: audio[3 * rate : 12 * rate],
+        lambda audio: audio[: len(audio) // 2],
+    )
+    pieces = [cut(audio) for cut in cuts for audio in clips.values()]
+    pieces = pieces[:count]
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for index, piece in enumerate(pieces):
+            paths.append(pathlib.Path(tmp) / f"{index:02d}.wav")
+            soundfile.write(paths[-1], piece, SAMPLE_RATE)
+
+        def transcribe_folder():
+            if hasattr(model, "transcribe_many"):
+                return [notes for _, notes in model.transcribe_many(paths, progress=False)]
+            return [model.transcribe(path, progress=False) for path in paths]
+
+        passes = []
+        for _ in range(2):
+            started = time.perf_counter()
+            notes = transcribe_folder()
+            passes.append(time.perf_counter() - started)
+    return {
+        "files": len(pieces),
+        "audio_s": sum(len(piece) for piece in pieces) / SAMPLE_RATE,
+        "first_s": passes[0],
+        "compute_s": passes[1],
+        "notes": sum(len(sequence.notes) for sequence in notes),
+    }
 
 
 @contextlib.contextmanager
@@ -184,7 +231,25 @@ def print_plain(results, backends, clips):
             print(f"{backend:<11}{clip:<34}{rows[0]['clips'][clip]['audio_s']:>8.1f}"
                   f"{best(rows, clip):>10.3f}{min(r['compile_s'] for r in rows):>10.1f}"
                   f"{max(r['peak_rss_mb_clips'] for r in rows):>9.0f}")
+        print_many(backend, rows)
         print_long(backend, rows)
+
+
+def print_many(backend, rows, baseline_rows=None):
+    manys = [row["many"] for row in rows if "many" in row]
+    if not manys:
+        return
+    fastest = min(manys, key=lambda many: many["compute_s"])
+    label = f"{fastest['files']} files, total s"
+    line = f"{backend:<11}{label:<34}"
+    theirs = [row["many"] for row in baseline_rows or () if "many" in row]
+    if theirs:
+        theirs_s = min(many["compute_s"] for many in theirs)
+        line += f"{theirs_s:>11.1f}{fastest['compute_s']:>8.1f}{theirs_s / fastest['compute_s']:>6.2f}x"
+        line += f"   notes {theirs[0]['notes']} / {fastest['notes']}"
+    else:
+        line += f"{fastest['audio_s']:>8.0f}{fastest['compute_s']:>10.1f}"
+    print(line)
 
 
 def print_long(backend, rows):
@@ -224,6 +289,7 @@ def print_against(results, backends, clips, baseline, commit, speedups):
             print(f"{backend:<11}{'clip set (total time, recorded clips)':<34}"
                   f"{'':>11}{'':>8}{theirs_total / ours_total:>6.2f}x"
                   f"{original_total / ours_total:>11.1f}x")
+        print_many(backend, ours, theirs)
         print_long(backend, ours)
     if not speedups:
         print(f"\n(no original-MT3 figures recorded beside {commit[:10]} in {SPEED_RECORD})")
@@ -236,12 +302,13 @@ def main():
     parser.add_argument("--baseline", help="commit to time against in the same run")
     parser.add_argument("--rounds", type=int, default=1, help="alternations with the baseline")
     parser.add_argument("--long-minutes", type=float, default=0.0)
+    parser.add_argument("--many-files", type=int, default=0, help="also time a folder of N files")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--clip-paths", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        measure(args.child, args.clip_paths, args.long_minutes, args.repeats)
+        measure(args.child, args.clip_paths, args.long_minutes, args.repeats, args.many_files)
         return
 
     known = available_clips()
@@ -250,6 +317,7 @@ def main():
     if unknown:
         parser.error(f"unknown clips {unknown}; known: {', '.join(known)}")
     child_arguments = ["--repeats", args.repeats, "--long-minutes", args.long_minutes,
+                       "--many-files", args.many_files,
                        "--clip-paths", *(known[name] for name in names)]
     if not args.baseline:
         results = run_rounds(args.backends, [("this build", REPO)], args.rounds, child_arguments)
