@@ -213,8 +213,9 @@ class _Programs:
         return fn(*args)
 
     def host_view(self, state):
+        # Copies: under torch a CPU tensor's NumPy view would share the pool's memory.
         return tuple(
-            ops.convert_to_numpy(state[name]) for name in ("position", "active", "tokens")
+            np.array(ops.convert_to_numpy(state[name])) for name in ("position", "active", "tokens")
         )
 
     # ---- program bodies (backend-neutral ops) ---------------------------------------------
@@ -236,11 +237,7 @@ class _Programs:
         return state
 
     def _advance_fn(self, state, stop_after):
-        backbone, max_length = self.backbone, self.max_length
         cache_length = ops.shape(state["self_key"][0])[2]
-        num_slots = ops.shape(state["position"])[0]
-        slot_ids = ops.arange(num_slots, dtype="int32")
-        put = _row_writer(self.backend)
 
         def keep_going(state, stopped):
             busy = state["active"]
@@ -249,38 +246,41 @@ class _Programs:
                 ops.logical_and(stopped < stop_after, ops.any(busy)), ops.logical_not(outgrown)
             )
 
-        def decode_one(state, stopped):
-            busy, position = state["active"], state["position"]
-            # Idle slots keep stepping (the shapes are static) at a valid position; what they
-            # write is never read: a new segment overwrites its slot's positions before it
-            # attends to them.
-            write_at = ops.minimum(position, cache_length - 1)
-            logits, cache = backbone.decode_step(state["previous"], state, write_at, CACHE_IN_PLACE)
-            next_ids = ops.cast(ops.argmax(logits, axis=-1), "int32")
-            next_ids = ops.where(busy, next_ids, PAD_ID)
-            column = ops.where(busy, position, max_length)
-            tokens = put(state["tokens"], ops.stack([slot_ids, column], axis=1), next_ids)
-            position = position + ops.cast(busy, "int32")
-            still = ops.logical_and(busy, next_ids != EOS_ID)
-            still = ops.logical_and(still, position < max_length)
-            stopped = stopped + ops.sum(ops.cast(ops.logical_and(busy, ~still), "int32"))
-            state = dict(
-                cache,
-                position=position,
-                previous=next_ids[:, None],
-                active=still,
-                tokens=tokens,
-            )
-            return state, stopped
-
         zero = ops.convert_to_tensor(0, "int32")
         if self.backend == "torch":
             stopped = zero
             while bool(keep_going(state, stopped)):
-                state, stopped = decode_one(state, stopped)
+                state, stopped = self._step(state, stopped)
             return state
-        state, _ = ops.while_loop(keep_going, decode_one, (state, zero))
+        state, _ = ops.while_loop(keep_going, self._step, (state, zero))
         return state
+
+    def _step(self, state, stopped):
+        """One decoder step of every slot; `stopped` counts the slots that have stopped."""
+        max_length = self.max_length
+        busy, position = state["active"], state["position"]
+        cache_length = ops.shape(state["self_key"][0])[2]
+        # Idle slots keep stepping (the shapes are static) at a valid position; what they write
+        # is never read: a new segment overwrites its slot's positions before it attends to
+        # them.
+        write_at = ops.minimum(position, cache_length - 1)
+        logits, cache = self.backbone.decode_step(
+            state["previous"], state, write_at, CACHE_IN_PLACE
+        )
+        next_ids = ops.cast(ops.argmax(logits, axis=-1), "int32")
+        next_ids = ops.where(busy, next_ids, PAD_ID)
+        slot_ids = ops.arange(ops.shape(position)[0], dtype="int32")
+        column = ops.where(busy, position, max_length)
+        put = _row_writer(self.backend)
+        tokens = put(state["tokens"], ops.stack([slot_ids, column], axis=1), next_ids)
+        position = position + ops.cast(busy, "int32")
+        still = ops.logical_and(busy, next_ids != EOS_ID)
+        still = ops.logical_and(still, position < max_length)
+        stopped = stopped + ops.sum(ops.cast(ops.logical_and(busy, ~still), "int32"))
+        state = dict(
+            cache, position=position, previous=next_ids[:, None], active=still, tokens=tokens
+        )
+        return state, stopped
 
 
 def _row_writer(backend):

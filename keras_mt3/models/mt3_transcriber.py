@@ -44,9 +44,10 @@ class MT3Transcriber(keras.Model):
     Args:
         backbone: an `MT3Backbone`.
         vocabulary: a vocabulary name (`"mt3"`, `"ismir2021"`) or `VocabularyConfig`.
-        decode_batch_size: most segments decoded together (`DEFAULT_DECODE_BATCH_SIZE`). A
-            smaller batch is padded to a nearby size (`padded_batch_size`), so only a few
-            decode programs are ever compiled.
+        decode_batch_size: most segments decoded together (`DEFAULT_DECODE_BATCH_SIZE`): the
+            decoder slots of `transcribe`, the batch size of `generate`. Fewer segments use
+            fewer slots or rows, rounded up to a nearby size (`padded_batch_size`), so only a
+            few decode programs are ever compiled.
         max_decode_length: most tokens per segment (the original uses 1024).
     """
 
@@ -157,7 +158,9 @@ class MT3Transcriber(keras.Model):
         return self._run_padded(self._decode_fn, np.asarray(encoder_inputs, "float32"))
 
     def _transcribe_batch(self, segment_samples, num_frames):
-        """Segment samples -> tokens, frontend included in the compiled decode program."""
+        """Segment samples -> tokens in one greedy batch, frontend included in the compiled
+        decode program: what `transcribe` did before its decoder slots, kept as the reference
+        the slots must equal (tests)."""
         if self._audio_decode_fn is None:
             self._audio_decode_fn = make_greedy_decode_fn(
                 self.backbone, self.max_decode_length, frontend=self.frontend
