@@ -15,7 +15,23 @@ def write_tone(path, seconds):
     return path
 
 
-class StandInTranscriber:
+class FileByFile:
+    """`transcribe_many` (the contract of `MT3Transcriber.transcribe_many`) over a stand-in's
+    own `transcribe`, one file after the other."""
+
+    def transcribe_many(self, sources, *, progress=None, return_errors=False):
+        from keras_mt3.errors import KerasMT3Error
+
+        for source in sources:
+            try:
+                yield source, self.transcribe(source, progress=progress)
+            except KerasMT3Error as error:
+                if not return_errors:
+                    raise
+                yield source, error
+
+
+class StandInTranscriber(FileByFile):
     """Transcribes every file to one note lasting the whole file, so that each output shows
     which input it came from; writes MIDI with the real `transcribe_to_midi`."""
 

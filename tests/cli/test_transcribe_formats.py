@@ -11,6 +11,8 @@ import pytest
 import soundfile
 from note_seq.protobuf import music_pb2
 
+from cli_support import FileByFile
+
 from keras_mt3 import note_export
 from keras_mt3.cli import common
 from keras_mt3.cli.main import main
@@ -19,7 +21,7 @@ from keras_mt3.midi_io import load_midi
 pytestmark = pytest.mark.backend_independent
 
 
-class FixedTranscriber:
+class FixedTranscriber(FileByFile):
     def __init__(self):
         self.sequence = music_pb2.NoteSequence()
         self.sequence.notes.add(pitch=60, start_time=0.0, end_time=0.5, velocity=100, program=0)
