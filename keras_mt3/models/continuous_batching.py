@@ -5,9 +5,10 @@ idle (on a long file or many files, most rows idle most of the time), while a de
 about the same whatever its rows are doing: it reads all of the decoder's weights. Here a fixed
 number of slots decode side by side, each at its own position; a slot whose segment emitted EOS
 (or filled `max_length`) is handed the next waiting segment, whose frontend and encoder run
-then. Each segment's tokens equal `greedy_decode` of that segment alone (the tests check it):
-per-row positions, writes and masks (`MT3Backbone.decode_step` with a `[slots]` index) give
-every row exactly the arithmetic it would have in a batch of its own.
+then. Per-row positions, cache writes and masks (`MT3Backbone.decode_step` with a `[slots]`
+index) give each row the computation it would have alone, so each segment's tokens equal
+`greedy_decode` of that segment (the tests check the tokens on every backend, and the original
+MT3's ids on the reference clips).
 
 Shapes stay static, so a few compiled programs serve any number of files:
 
