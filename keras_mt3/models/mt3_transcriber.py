@@ -13,7 +13,7 @@ from note_seq.protobuf import music_pb2
 
 from keras_mt3.codec import vocabulary as vocabulary_lib
 from keras_mt3.codec.detokenize import tokens_to_note_sequence
-from keras_mt3.constants import HOP_LENGTH, MAX_DECODE_LENGTH
+from keras_mt3.constants import MAX_DECODE_LENGTH
 from keras_mt3.errors import KerasMT3Error
 from keras_mt3.layers.log_mel_spectrogram import LogMelSpectrogram
 from keras_mt3.models.continuous_batching import SlotDecoder
@@ -285,8 +285,8 @@ class MT3Transcriber(keras.Model):
                 raise decoded.error
 
     def _count_segments(self, seconds):
-        segment_seconds = self.frames_per_segment * HOP_LENGTH / audio_io.SAMPLE_RATE
-        return int(np.ceil(seconds / segment_seconds))
+        num_samples = round(seconds * audio_io.SAMPLE_RATE)
+        return segments_lib.count_segments(num_samples, self.frames_per_segment)
 
     def _decode_files(self, files, total_segments, progress, progress_callback, catch):
         """Decodes `(source, open_blocks)` files through one `SlotDecoder`; yields
